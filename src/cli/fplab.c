@@ -1,0 +1,686 @@
+/* fplab.c -- the fplab command: formats, info, table, round, calc */
+#include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fplab.h"
+
+#define EXIT_USAGE 2
+
+static const char *prog = "fplab";
+
+/* One message on stderr; the caller returns a non-zero status. */
+static int die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int die(int status, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return status;
+}
+
+/* ---- output buffer: nothing reaches stdout unless the command succeeds -- */
+
+typedef struct {
+    char *buf;
+    size_t len;
+    FILE *fp;
+} out_t;
+
+static int out_open(out_t *o)
+{
+    o->buf = NULL;
+    o->len = 0;
+    o->fp = open_memstream(&o->buf, &o->len);
+    return o->fp ? 0 : die(1, "out of memory");
+}
+
+static int out_commit(out_t *o, int status)
+{
+    int rc = status;
+    if (fclose(o->fp) != 0 && rc == 0)
+        rc = die(1, "out of memory");
+    if (rc == 0 && o->len && (fwrite(o->buf, 1, o->len, stdout) != o->len || fflush(stdout)))
+        rc = die(1, "cannot write to standard output: %s", strerror(errno));
+    free(o->buf);
+    return rc;
+}
+
+/* A double as the contract prints it: %a, or nan / inf / -inf. */
+static void put_value(FILE *fp, double v)
+{
+    if (isnan(v))
+        fputs("nan", fp);
+    else if (isinf(v))
+        fputs(v < 0 ? "-inf" : "inf", fp);
+    else
+        fprintf(fp, "%a", v);
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+enum { OPT_ROUNDING = 1, OPT_SEED = 2, OPT_OVERFLOW = 4, OPT_PATH = 8, OPT_ROUND_INPUTS = 16 };
+
+typedef struct {
+    fpl_rmode_t mode;
+    uint64_t seed;
+    int have_overflow;
+    fpl_overflow_t overflow;
+    int fast_path;
+    int round_inputs;
+    int help;
+    char **pos;
+    int npos;
+} opts_t;
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!*s || *s == '-' || isspace((unsigned char)*s))
+        return 0;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return 0;
+    *out = (uint64_t)v;
+    return 1;
+}
+
+/* Does s look like a number rather than an option?  "-1.5", "-inf", "-0x1p3". */
+static int looks_numeric(const char *s)
+{
+    if (*s == '-')
+        s++;
+    return isdigit((unsigned char)*s) || *s == '.' || !strncasecmp(s, "inf", 3) ||
+           !strncasecmp(s, "nan", 3);
+}
+
+/* Parse options allowed by mask; everything else is positional.  "--"
+ * ends the options. */
+static int parse_opts(const char *cmd, int argc, char **argv, unsigned mask, opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->mode = FPL_RNE;
+    o->seed = 1;
+    o->pos = calloc((size_t)argc + 1, sizeof *o->pos);
+    if (!o->pos)
+        return die(1, "out of memory");
+    int only_pos = 0;
+    for (int i = 0; i < argc; i++) {
+        char *a = argv[i];
+        if (only_pos || a[0] != '-' || a[1] == '\0' || looks_numeric(a)) {
+            o->pos[o->npos++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            only_pos = 1;
+            continue;
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            o->help = 1;
+            continue;
+        }
+        if (!strcmp(a, "--round-inputs") && (mask & OPT_ROUND_INPUTS)) {
+            o->round_inputs = 1;
+            continue;
+        }
+        const char *names[] = {"--rounding", "--seed", "--overflow", "--path"};
+        unsigned bits[] = {OPT_ROUNDING, OPT_SEED, OPT_OVERFLOW, OPT_PATH};
+        int which = -1;
+        const char *val = NULL;
+        for (int k = 0; k < 4; k++) {
+            size_t n = strlen(names[k]);
+            if (!strncmp(a, names[k], n) && (a[n] == '\0' || a[n] == '=') && (mask & bits[k])) {
+                which = k;
+                if (a[n] == '=')
+                    val = a + n + 1;
+                else if (i + 1 < argc)
+                    val = argv[++i];
+                else
+                    return die(EXIT_USAGE, "%s: option %s needs a value", cmd, names[k]);
+                break;
+            }
+        }
+        if (which < 0)
+            return die(EXIT_USAGE, "%s: unknown option '%s' (try 'fplab %s --help')", cmd, a, cmd);
+        switch (which) {
+        case 0:
+            if (fpl_rmode_parse(val, &o->mode))
+                return die(EXIT_USAGE, "%s: %s", cmd, fpl_last_error());
+            break;
+        case 1:
+            if (!parse_u64(val, &o->seed))
+                return die(EXIT_USAGE, "%s: bad seed '%s' (expected an integer 0 to 2^64-1)", cmd,
+                           val);
+            break;
+        case 2:
+            if (fpl_overflow_parse(val, &o->overflow))
+                return die(EXIT_USAGE, "%s: %s", cmd, fpl_last_error());
+            o->have_overflow = 1;
+            break;
+        default:
+            if (!strcmp(val, "fast"))
+                o->fast_path = 1;
+            else if (strcmp(val, "mpfr"))
+                return die(EXIT_USAGE, "%s: bad --path '%s' (expected fast or mpfr)", cmd, val);
+            break;
+        }
+    }
+    return 0;
+}
+
+/* The format named by the first positional argument, with --overflow applied. */
+static int get_format(const char *cmd, const opts_t *o, fpl_format_t *f)
+{
+    if (o->npos < 1)
+        return die(EXIT_USAGE, "%s: missing FORMAT (try 'fplab %s --help')", cmd, cmd);
+    if (fpl_format_parse(o->pos[0], f))
+        return die(EXIT_USAGE, "%s: %s", cmd, fpl_last_error());
+    if (o->have_overflow && fpl_format_set_overflow(f, o->overflow))
+        return die(EXIT_USAGE, "%s: %s", cmd, fpl_last_error());
+    return 0;
+}
+
+/* ---- reading numbers exactly -------------------------------------------- */
+
+/* Read the number in s (decimal or hex, as strtod spells them) into x so
+ * that rounding x to any format of up to 53 bits gives the correctly rounded
+ * value of the exact number: 256 bits toward zero plus a sticky bit (see
+ * fpl_arith for why that suffices).  Returns 0 or -1 if s is not a number. */
+static int read_exact(const char *s, mpfr_t x)
+{
+    char *end;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!*s)
+        return -1;
+    mpfr_set_prec(x, 256);
+    int inex = mpfr_strtofr(x, s, &end, 0, MPFR_RNDZ);
+    if (end == s)
+        return -1;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end)
+        return -1;
+    /* reject MPFR-only spellings strtod does not read, such as @nan@ */
+    if (strchr(s, '@'))
+        return -1;
+    if (inex != 0 && mpfr_regular_p(x)) {
+        mpfr_prec_round(x, 257, MPFR_RNDN);
+        mpfr_t h;
+        mpfr_init2(h, 2);
+        mpfr_set_ui_2exp(h, 1, mpfr_get_exp(x) - 257, MPFR_RNDN);
+        if (mpfr_signbit(x))
+            mpfr_sub(x, x, h, MPFR_RNDN);
+        else
+            mpfr_add(x, x, h, MPFR_RNDN);
+        mpfr_clear(h);
+    }
+    return 0;
+}
+
+/* Split standard input into lines; calls fn on each non-blank line. */
+typedef int (*line_fn)(void *ctx, char *line, long lineno);
+
+static int for_each_line(line_fn fn, void *ctx)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0;
+    int rc = 0;
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        lineno++;
+        if (n > 0 && line[n - 1] == '\n')
+            line[--n] = '\0';
+        char *p = line;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            continue;
+        if ((rc = fn(ctx, p, lineno)) != 0)
+            break;
+    }
+    if (!rc && ferror(stdin))
+        rc = die(1, "error reading standard input: %s", strerror(errno));
+    free(line);
+    return rc;
+}
+
+/* ---- help texts --------------------------------------------------------- */
+
+static const char usage_main[] =
+    "usage: fplab COMMAND [ARGS]\n"
+    "\n"
+    "Exact emulation of low-precision number formats.\n"
+    "\n"
+    "commands:\n"
+    "  formats                 list every named format with its properties\n"
+    "  info FORMAT             bits, bias, range, unit roundoff, special values\n"
+    "  table FORMAT            every encoding and its value (formats of 16 bits or less)\n"
+    "  round FORMAT [VALUE...] round values (or lines of standard input) to FORMAT\n"
+    "  calc FORMAT OP          correctly rounded OP on operands read from standard input\n"
+    "\n"
+    "  fplab COMMAND --help    help on one command\n"
+    "  fplab --version         print the version\n"
+    "\n"
+    "FORMAT is a name (fp32 tf32 fp16 bf16 e4m3 e5m2 e4m3fnuz e5m2fnuz e4m3b11fnuz\n"
+    "e3m2 e2m3 e2m1 e8m0 int8 uint8 int4 uint4 ...), an ml_dtypes/PyTorch alias\n"
+    "(float8_e4m3fn, bfloat16, ...), or a generic spelling such as fp:e=4,m=3,fn.\n";
+
+static const char usage_formats[] =
+    "usage: fplab formats\n"
+    "\n"
+    "List every named format: bits, exponent and mantissa widths, bias, special\n"
+    "values, default overflow, largest finite value, smallest normal and\n"
+    "subnormal, unit roundoff, and the accepted aliases.\n";
+
+static const char usage_info[] =
+    "usage: fplab info FORMAT [--overflow inf|nan|saturate]\n"
+    "\n"
+    "Print the properties of FORMAT as 'key: value' lines (values as C99 hex\n"
+    "floats with the decimal in parentheses).\n"
+    "\n"
+    "generic spelling:\n"
+    "  fp:e=E,m=M[,bias=B][,ieee|fn|fnuz|nospecials][,nosub][,ovf=inf|nan|sat]\n"
+    "    E exponent bits (1-11), M mantissa bits (0-52), B bias (default IEEE);\n"
+    "    ieee: all-ones exponent is inf/NaN; fn: no inf, NaN = all ones;\n"
+    "    fnuz: NaN at the negative-zero code, no -0; nospecials: all finite;\n"
+    "    nosub: no subnormals (results below the smallest normal flush to 0 or\n"
+    "    round to the smallest normal, as MPFR rounds without subnormals).\n"
+    "  int:b=N[,unsigned]  N-bit integers (2-32), always saturating.\n";
+
+static const char usage_table[] =
+    "usage: fplab table FORMAT\n"
+    "\n"
+    "Print every encoding of FORMAT (at most 16 bits) as 'CODE VALUE CLASS',\n"
+    "CODE in hex, VALUE as a C99 hex float (or nan/inf/-inf), CLASS one of\n"
+    "zero, subnormal, normal, inf, nan, noncanonical, integer.\n";
+
+static const char usage_round[] =
+    "usage: fplab round FORMAT [--rounding MODE] [--seed N] [--overflow POLICY]\n"
+    "                   [--path mpfr|fast] [VALUE...]\n"
+    "\n"
+    "Round each VALUE (or each line of standard input) to FORMAT and print the\n"
+    "result as a C99 hex float (%a), or nan / inf / -inf.\n"
+    "\n"
+    "  --rounding MODE   rne (default), rna, rtz, rup, rdown, sr (stochastic)\n"
+    "  --seed N          seed of stochastic rounding (default 1); value i of the\n"
+    "                    input uses draw i of the stream, so output is reproducible\n"
+    "  --overflow P      inf, nan or saturate (default: the format's own)\n"
+    "  --path mpfr       (default) read each VALUE exactly and round it with MPFR:\n"
+    "                    a decimal is rounded once, never through binary64\n"
+    "  --path fast       read each VALUE as the nearest double (strtod), then use\n"
+    "                    the fast bit-level path\n"
+    "\n"
+    "VALUE is decimal or hex, as strtod reads it (1.5, -0x1.8p+3, inf, nan).\n"
+    "Formats without NaN print nan for a NaN input: the value has no encoding.\n";
+
+static const char usage_calc[] =
+    "usage: fplab calc FORMAT OP [--rounding MODE] [--seed N] [--overflow POLICY]\n"
+    "                  [--round-inputs]\n"
+    "\n"
+    "Read operands from standard input, one operation per line (1, 2 or 3\n"
+    "numbers separated by blanks), and print the correctly rounded result of OP\n"
+    "in FORMAT as a C99 hex float, one rounding per operation.\n"
+    "\n"
+    "  OP                add sub mul div (2 operands), sqrt exp log tanh (1),\n"
+    "                    fma (3: a*b+c with a single rounding)\n"
+    "  --rounding MODE   rne (default), rna, rtz, rup, rdown, sr\n"
+    "  --seed N          seed of stochastic rounding (default 1)\n"
+    "  --overflow P      inf, nan or saturate\n"
+    "  --round-inputs    round the operands to FORMAT first (in the same mode);\n"
+    "                    without it an operand that is not a value of FORMAT is\n"
+    "                    an error\n";
+
+static int help(const char *text)
+{
+    fputs(text, stdout);
+    return 0;
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+static int cmd_formats(int argc, char **argv)
+{
+    opts_t o;
+    int rc = parse_opts("formats", argc, argv, 0, &o);
+    if (!rc && !o.help && o.npos)
+        rc = die(EXIT_USAGE, "formats: unexpected argument '%s'", o.pos[0]);
+    int want_help = o.help;
+    free(o.pos);
+    if (rc)
+        return rc;
+    if (want_help)
+        return help(usage_formats);
+    out_t out;
+    if (out_open(&out))
+        return 1;
+    fprintf(out.fp, "%-12s %4s %3s %3s %5s %-5s %-8s %-13s %-13s %-13s %-10s %s\n", "name", "bits",
+            "e", "m", "bias", "spec", "overflow", "max", "min_normal", "min_subnorm", "u",
+            "aliases");
+    const char *aliases;
+    const char *name;
+    for (size_t i = 0; (name = fpl_format_preset(i, &aliases)) != NULL; i++) {
+        fpl_format_t f;
+        if (fpl_format_parse(name, &f))
+            return out_commit(&out, die(1, "internal error: preset %s: %s", name,
+                                        fpl_last_error()));
+        if (f.kind == FPL_KIND_INT) {
+            fprintf(out.fp, "%-12s %4d %3s %3s %5s %-5s %-8s %-13.6g %-13s %-13s %-10s %s\n",
+                    f.name, f.nbits, "-", "-", "-", "int", fpl_overflow_name(f.overflow),
+                    f.max_finite, "-", "-", "-", aliases);
+        } else {
+            char sub[32];
+            if (f.subnormals && f.mbits > 0)
+                snprintf(sub, sizeof sub, "%.6g", f.min_positive);
+            else
+                snprintf(sub, sizeof sub, "none");
+            fprintf(out.fp, "%-12s %4d %3d %3d %5d %-5s %-8s %-13.6g %-13.6g %-13s %-10.4g %s\n",
+                    f.name, f.nbits, f.ebits, f.mbits, f.bias, fpl_specials_name(f.specials),
+                    fpl_overflow_name(f.overflow), f.max_finite, f.min_normal, sub,
+                    f.unit_roundoff, aliases);
+        }
+    }
+    return out_commit(&out, 0);
+}
+
+static void put_kv(FILE *fp, const char *key, double v)
+{
+    fprintf(fp, "%s: ", key);
+    put_value(fp, v);
+    fprintf(fp, " (%.17g)\n", v);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    opts_t o;
+    fpl_format_t f;
+    int rc = parse_opts("info", argc, argv, OPT_OVERFLOW, &o);
+    if (!rc && o.help) {
+        free(o.pos);
+        return help(usage_info);
+    }
+    if (!rc)
+        rc = get_format("info", &o, &f);
+    if (!rc && o.npos > 1)
+        rc = die(EXIT_USAGE, "info: unexpected argument '%s'", o.pos[1]);
+    free(o.pos);
+    if (rc)
+        return rc;
+    out_t out;
+    if (out_open(&out))
+        return 1;
+    FILE *fp = out.fp;
+    const char *aliases = "", *name;
+    for (size_t i = 0; (name = fpl_format_preset(i, &aliases)) != NULL; i++)
+        if (!strcmp(name, f.name))
+            break;
+    fprintf(fp, "name: %s\n", f.name);
+    fprintf(fp, "aliases: %s\n", name ? aliases : "");
+    fprintf(fp, "kind: %s\n", f.kind == FPL_KIND_INT ? "integer" : "float");
+    fprintf(fp, "bits: %d\n", f.nbits);
+    fprintf(fp, "signed: %s\n", f.has_sign ? "yes" : "no");
+    if (f.kind == FPL_KIND_FLOAT) {
+        fprintf(fp, "exponent_bits: %d\n", f.ebits);
+        fprintf(fp, "mantissa_bits: %d\n", f.mbits);
+        fprintf(fp, "precision: %d\n", f.mbits + 1);
+        fprintf(fp, "bias: %d\n", f.bias);
+        fprintf(fp, "emin: %d\n", f.emin);
+        fprintf(fp, "emax: %d\n", f.emax);
+        put_kv(fp, "max_finite", f.max_finite);
+        put_kv(fp, "min_normal", f.min_normal);
+        if (f.subnormals && f.mbits > 0)
+            put_kv(fp, "min_subnormal", f.min_positive);
+        else
+            fprintf(fp, "min_subnormal: none\n");
+        put_kv(fp, "unit_roundoff", f.unit_roundoff);
+        fprintf(fp, "subnormals: %s\n", f.subnormals && f.mbits > 0 ? "yes" : "no");
+        fprintf(fp, "zero: %s\n", f.has_zero ? (f.has_negzero ? "+0 and -0" : "+0 only") : "none");
+        fprintf(fp, "specials: %s\n", fpl_specials_name(f.specials));
+        fprintf(fp, "inf: %s\n", f.has_inf ? "yes" : "no");
+        fprintf(fp, "nan: %s\n", f.has_nan ? "yes" : "no (a NaN input rounds to nan, which has no encoding)");
+    } else {
+        put_kv(fp, "max_finite", f.max_finite);
+        put_kv(fp, "min_finite", f.min_finite);
+        fprintf(fp, "inf: no\nnan: no (a NaN input rounds to nan, which has no encoding)\n");
+    }
+    fprintf(fp, "overflow: %s\n", fpl_overflow_name(f.overflow));
+    return out_commit(&out, 0);
+}
+
+static const char *classify(const fpl_format_t *f, uint64_t code, double v)
+{
+    if (isnan(v))
+        return "nan";
+    if (isinf(v))
+        return "inf";
+    if (f->kind == FPL_KIND_INT)
+        return "integer";
+    uint64_t ef = (code >> f->mbits) & ((1u << f->ebits) - 1);
+    uint64_t mf = code & ((1u << f->mbits) - 1);
+    if (f->has_zero && ef == 0) {
+        if (mf == 0)
+            return "zero";
+        return f->subnormals ? "subnormal" : "noncanonical";
+    }
+    return "normal";
+}
+
+static int cmd_table(int argc, char **argv)
+{
+    opts_t o;
+    fpl_format_t f;
+    int rc = parse_opts("table", argc, argv, 0, &o);
+    if (!rc && o.help) {
+        free(o.pos);
+        return help(usage_table);
+    }
+    if (!rc)
+        rc = get_format("table", &o, &f);
+    if (!rc && o.npos > 1)
+        rc = die(EXIT_USAGE, "table: unexpected argument '%s'", o.pos[1]);
+    free(o.pos);
+    if (rc)
+        return rc;
+    if (f.nbits > 16)
+        return die(EXIT_USAGE, "table: %s has %d bits; tables are for formats of 16 bits or less",
+                   f.name, f.nbits);
+    out_t out;
+    if (out_open(&out))
+        return 1;
+    int width = (f.nbits + 3) / 4;
+    for (uint64_t c = 0; c < ((uint64_t)1 << f.nbits); c++) {
+        double v = fpl_format_decode(&f, c);
+        fprintf(out.fp, "0x%0*" PRIx64 " ", width, c);
+        put_value(out.fp, v);
+        fprintf(out.fp, " %s\n", classify(&f, c, v));
+    }
+    return out_commit(&out, 0);
+}
+
+typedef struct {
+    const fpl_format_t *f;
+    const opts_t *o;
+    fpl_sr_t sr;
+    FILE *fp;
+    mpfr_t x;
+} round_ctx_t;
+
+static int round_one_value(round_ctx_t *c, const char *s, const char *where)
+{
+    double r;
+    if (c->o->fast_path) {
+        char *end;
+        errno = 0;
+        double d = strtod(s, &end);
+        while (isspace((unsigned char)*end))
+            end++;
+        if (end == s || *end)
+            return die(EXIT_USAGE, "round: %snot a number: '%s'", where, s);
+        r = fpl_round(c->f, d, c->o->mode, &c->sr);
+    } else {
+        if (read_exact(s, c->x))
+            return die(EXIT_USAGE, "round: %snot a number: '%s'", where, s);
+        r = fpl_round_mpfr(c->f, c->x, c->o->mode, &c->sr);
+    }
+    put_value(c->fp, r);
+    fputc('\n', c->fp);
+    return 0;
+}
+
+static int round_line(void *ctx, char *line, long lineno)
+{
+    char where[48];
+    snprintf(where, sizeof where, "line %ld: ", lineno);
+    return round_one_value(ctx, line, where);
+}
+
+static int cmd_round(int argc, char **argv)
+{
+    opts_t o;
+    fpl_format_t f;
+    int rc = parse_opts("round", argc, argv, OPT_ROUNDING | OPT_SEED | OPT_OVERFLOW | OPT_PATH, &o);
+    if (!rc && o.help) {
+        free(o.pos);
+        return help(usage_round);
+    }
+    if (!rc)
+        rc = get_format("round", &o, &f);
+    if (rc) {
+        free(o.pos);
+        return rc;
+    }
+    out_t out;
+    if (out_open(&out)) {
+        free(o.pos);
+        return 1;
+    }
+    round_ctx_t c = {.f = &f, .o = &o, .fp = out.fp};
+    fpl_sr_seed(&c.sr, o.seed);
+    mpfr_init2(c.x, 256);
+    if (o.npos > 1) {
+        for (int i = 1; i < o.npos && !rc; i++)
+            rc = round_one_value(&c, o.pos[i], "");
+    } else {
+        rc = for_each_line(round_line, &c);
+    }
+    mpfr_clear(c.x);
+    free(o.pos);
+    return out_commit(&out, rc);
+}
+
+typedef struct {
+    const fpl_format_t *f;
+    const opts_t *o;
+    fpl_op_t op;
+    fpl_sr_t sr;
+    FILE *fp;
+    mpfr_t x;
+} calc_ctx_t;
+
+static int calc_line(void *ctx, char *line, long lineno)
+{
+    calc_ctx_t *c = ctx;
+    int want = fpl_op_arity(c->op), n = 0;
+    double args[3];
+    for (char *tok = strtok(line, " \t\r"); tok; tok = strtok(NULL, " \t\r")) {
+        if (n == want)
+            return die(EXIT_USAGE, "calc: line %ld: %s takes %d operand%s, got more", lineno,
+                       fpl_op_name(c->op), want, want > 1 ? "s" : "");
+        if (read_exact(tok, c->x))
+            return die(EXIT_USAGE, "calc: line %ld: not a number: '%s'", lineno, tok);
+        double v = fpl_round_mpfr(c->f, c->x, c->o->round_inputs ? c->o->mode : FPL_RNE, &c->sr);
+        int is_value = mpfr_nan_p(c->x) ? c->f->has_nan
+                       : mpfr_inf_p(c->x) ? c->f->has_inf
+                                          : mpfr_cmp_d(c->x, v) == 0 && fpl_format_contains(c->f, v);
+        if (!c->o->round_inputs && !is_value)
+            return die(EXIT_USAGE,
+                       "calc: line %ld: operand '%s' is not a value of %s (use --round-inputs, "
+                       "or 'fplab round %s' to see the nearest)",
+                       lineno, tok, c->f->name, c->f->name);
+        args[n++] = v;
+    }
+    if (n != want)
+        return die(EXIT_USAGE, "calc: line %ld: %s takes %d operand%s, got %d", lineno,
+                   fpl_op_name(c->op), want, want > 1 ? "s" : "", n);
+    put_value(c->fp, fpl_arith(c->f, c->op, args, c->o->mode, &c->sr));
+    fputc('\n', c->fp);
+    return 0;
+}
+
+static int cmd_calc(int argc, char **argv)
+{
+    opts_t o;
+    fpl_format_t f;
+    fpl_op_t op;
+    int rc = parse_opts("calc", argc, argv,
+                        OPT_ROUNDING | OPT_SEED | OPT_OVERFLOW | OPT_ROUND_INPUTS, &o);
+    if (!rc && o.help) {
+        free(o.pos);
+        return help(usage_calc);
+    }
+    if (!rc)
+        rc = get_format("calc", &o, &f);
+    if (!rc && o.npos < 2)
+        rc = die(EXIT_USAGE, "calc: missing OP (try 'fplab calc --help')");
+    if (!rc && fpl_op_parse(o.pos[1], &op))
+        rc = die(EXIT_USAGE, "calc: %s", fpl_last_error());
+    if (!rc && o.npos > 2)
+        rc = die(EXIT_USAGE, "calc: unexpected argument '%s' (operands come from standard input)",
+                 o.pos[2]);
+    free(o.pos);
+    if (rc)
+        return rc;
+    out_t out;
+    if (out_open(&out))
+        return 1;
+    calc_ctx_t c = {.f = &f, .o = &o, .op = op, .fp = out.fp};
+    fpl_sr_seed(&c.sr, o.seed);
+    mpfr_init2(c.x, 256);
+    rc = for_each_line(calc_line, &c);
+    mpfr_clear(c.x);
+    return out_commit(&out, rc);
+}
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} commands[] = {{"formats", cmd_formats}, {"info", cmd_info}, {"table", cmd_table},
+                {"round", cmd_round},     {"calc", cmd_calc}};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return fputs(usage_main, stderr), EXIT_USAGE;
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        if (argc > 2) {
+            char *sub[] = {"--help", NULL};
+            for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                if (!strcmp(argv[2], commands[i].name))
+                    return commands[i].run(1, sub);
+            return die(EXIT_USAGE, "help: unknown command '%s'", argv[2]);
+        }
+        return help(usage_main);
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("fplab %s\n", fpl_version());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(cmd, commands[i].name))
+            return commands[i].run(argc - 2, argv + 2);
+    return die(EXIT_USAGE, "unknown command '%s' (try 'fplab --help')", cmd);
+}

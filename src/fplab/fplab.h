@@ -1,0 +1,13 @@
+/* fplab.h -- umbrella header of libfplab */
+#ifndef FPL_FPLAB_H
+#define FPL_FPLAB_H
+
+#include "arith.h"
+#include "error.h"
+#include "format.h"
+#include "round.h"
+
+/* The library's version, e.g. "0.1.0". */
+const char *fpl_version(void);
+
+#endif /* FPL_FPLAB_H */

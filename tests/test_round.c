@@ -152,12 +152,29 @@ static void test_round_midpoints_exhaustive(void **state)
         const fpl_format_t *f = &fs[i];
         size_t n;
         double *g = fpt_grid(f, &n);
+        double *pts = malloc(4 * n * sizeof *pts), *res = malloc(4 * n * sizeof *res);
+        size_t np = 0;
         for (size_t j = 0; j + 1 < n; j++) {
             double mid = g[j] + (g[j + 1] - g[j]) / 2; /* exact: at most 13 bits */
-            double pts[] = {mid, nextafter(mid, -INFINITY), nextafter(mid, INFINITY), g[j]};
-            for (size_t k = 0; k < 4; k++, points++)
-                check_point(f, g, n, pts[k], points);
+            pts[np++] = mid;
+            pts[np++] = nextafter(mid, -INFINITY);
+            pts[np++] = nextafter(mid, INFINITY);
+            pts[np++] = g[j];
         }
+        for (size_t k = 0; k < np; k++, points++)
+            check_point(f, g, n, pts[k], points);
+        /* the array path (SIMD where the machine has it) on the same points */
+        for (int m = 0; m < FPL_NMODES; m++) {
+            fpl_sr_t s1, s2;
+            fpl_sr_seed(&s1, 99);
+            fpl_sr_seed(&s2, 99);
+            fpl_round_array(f, pts, res, np, (fpl_rmode_t)m, &s1);
+            for (size_t k = 0; k < np; k++)
+                CHECK_SAME(res[k], fpl_round(f, pts[k], (fpl_rmode_t)m, &s2),
+                           "array %s %s x=%a\n", f->name, fpl_rmode_name(m), pts[k]);
+        }
+        free(pts);
+        free(res);
         /* far beyond the range, the specials, and signed zeros */
         double extra[] = {2 * g[n - 1], 2 * g[0], 1e300, -1e300, INFINITY, -INFINITY, NAN,
                           0.0,          -0.0,     0x1p-1074, -0x1p-1074};
@@ -196,6 +213,21 @@ static void test_round_random_fast_vs_mpfr(void **state)
                 CHECK_SAME(fast, fpt_oracle_round(&f, g, gn, x, m), "oracle %s %s x=%a\n", f.name,
                            fpl_rmode_name(m), x);
         }
+        /* the array path on a fresh batch, every mode, against MPFR */
+        size_t M = N / 4;
+        double *xs = malloc(M * sizeof *xs), *ys = malloc(M * sizeof *ys);
+        for (size_t k = 0; k < M; k++)
+            xs[k] = fpt_random_double(&rng, &f);
+        for (int m = 0; m < FPL_NMODES; m++) {
+            fpl_sr_seed(&a, 17);
+            fpl_sr_seed(&b, 17);
+            fpl_round_array(&f, xs, ys, M, (fpl_rmode_t)m, &a);
+            for (size_t k = 0; k < M; k++)
+                CHECK_SAME(ys[k], fpl_round_mpfr_d(&f, xs[k], (fpl_rmode_t)m, &b),
+                           "array %s %s x=%a\n", f.name, fpl_rmode_name(m), xs[k]);
+        }
+        free(xs);
+        free(ys);
         free(g);
     }
 }

@@ -6,6 +6,7 @@
 #include "internal.h"
 #include "round.h"
 
+#define FPL_INLINE static inline __attribute__((always_inline))
 #define SIGN_BIT ((uint64_t)1 << 63)
 #define MANT52 (((uint64_t)1 << 52) - 1)
 
@@ -31,7 +32,7 @@ const char *fpl_rmode_name(fpl_rmode_t mode)
 
 #define SM_GAMMA 0x9e3779b97f4a7c15ULL
 
-static inline uint64_t splitmix64(uint64_t z)
+FPL_INLINE uint64_t splitmix64(uint64_t z)
 {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -53,10 +54,12 @@ void fpl_sr_seed_gsl(fpl_sr_t *sr, gsl_rng *rng)
     fpl_sr_seed(sr, k);
 }
 
-uint64_t fpl_sr_at(const fpl_sr_t *sr, uint64_t index)
+FPL_INLINE uint64_t sr_at(const fpl_sr_t *sr, uint64_t index)
 {
     return splitmix64(sr->key + (index + 1) * SM_GAMMA);
 }
+
+uint64_t fpl_sr_at(const fpl_sr_t *sr, uint64_t index) { return sr_at(sr, index); }
 
 uint64_t fpl_sr_next(fpl_sr_t *sr)
 {
@@ -68,7 +71,7 @@ uint64_t fpl_sr_next(fpl_sr_t *sr)
 /* Does `mode` move the magnitude of a value with sign `neg` upward?  Those
  * modes overflow to the policy value; the others stop at the largest finite
  * number, as IEEE 754 prescribes. */
-static inline int rounds_magnitude_up(fpl_rmode_t mode, int neg)
+FPL_INLINE int rounds_magnitude_up(fpl_rmode_t mode, int neg)
 {
     switch (mode) {
     case FPL_RTZ: return 0;
@@ -104,7 +107,7 @@ static double round_inf(const fpl_format_t *f, int neg)
 
 /* Apply the format's overflow rule, its lower limit (e8m0 has no zero) and
  * the sign to a rounded magnitude r. */
-static inline double finish_float(const fpl_format_t *f, double r, int neg, fpl_rmode_t mode)
+FPL_INLINE double finish_float(const fpl_format_t *f, double r, int neg, fpl_rmode_t mode)
 {
     if (r > f->max_finite)
         r = rounds_magnitude_up(mode, neg) ? overflow_value(f) : f->max_finite;
@@ -130,7 +133,7 @@ static inline double finish_int(const fpl_format_t *f, double r, int neg)
 /* Given the kept integer t, the discarded bits rem (s of them; s may exceed
  * 63, in which case rem holds all of sig and sig is the full significand),
  * decide whether to add one unit.  u is the stochastic draw. */
-static inline uint64_t increment(fpl_rmode_t mode, int neg, uint64_t t, uint64_t rem, int s,
+FPL_INLINE uint64_t increment(fpl_rmode_t mode, int neg, uint64_t t, uint64_t rem, int s,
                                  uint64_t sig, uint64_t u)
 {
     int sc = s > 63 ? 63 : s;
@@ -168,6 +171,8 @@ typedef struct {
     uint64_t bsub; /* bits of 2^emin */
     double dsub;   /* 2^emin */
     int slow;      /* 2^emin is not a normal double: compose with ldexp */
+    int plain;     /* signed, with zero, composable: the vector kernel applies */
+    double max, ovf, inf_pos, inf_neg;
 } fparams_t;
 
 static void fparams_init(fparams_t *P, const fpl_format_t *f)
@@ -180,15 +185,20 @@ static void fparams_init(fparams_t *P, const fpl_format_t *f)
     P->slow = f->emin < -1021;
     P->dsub = fpl__pow2(f->emin < -1074 ? -1074 : f->emin);
     P->bsub = fpl__bits(P->dsub);
+    P->plain = f->has_sign && f->has_zero && !P->slow;
+    P->max = f->max_finite;
+    P->ovf = overflow_value(f);
+    P->inf_pos = round_inf(f, 0);
+    P->inf_neg = round_inf(f, 1);
 }
 
-static inline double round_float_one(const fparams_t *P, double x, fpl_rmode_t mode, uint64_t u)
+FPL_INLINE double round_float_one(const fparams_t *P, double x, fpl_rmode_t mode, uint64_t u)
 {
     uint64_t b = fpl__bits(x), a = b & ~SIGN_BIT;
     int neg = (int)(b >> 63);
     int e = (int)(a >> 52);
     if (e == 2047)
-        return isnan(x) ? NAN : round_inf(P->f, neg);
+        return isnan(x) ? NAN : (neg ? P->inf_neg : P->inf_pos);
     if (neg && !P->f->has_sign)
         return a == 0 ? finish_float(P->f, 0.0, 0, mode) : NAN;
     /* |x| = sig * 2^(ee - 1075), sig < 2^53 */
@@ -212,10 +222,17 @@ static inline double round_float_one(const fparams_t *P, double x, fpl_rmode_t m
         /* 2^emin + t*2^qsub is a normal double; removing 2^emin is exact */
         r = fpl__double(P->bsub + (t << P->shsub)) - P->dsub;
     }
+    if (P->plain) { /* finish_float with the policy in registers */
+        if (r > P->max)
+            r = rounds_magnitude_up(mode, neg) ? P->ovf : P->max;
+        if (r == 0 && P->f->specials == FPL_SPECIALS_FNUZ)
+            return 0.0;
+        return neg ? -r : r;
+    }
     return finish_float(P->f, r, neg, mode);
 }
 
-static inline double round_int_one(const fpl_format_t *f, double x, fpl_rmode_t mode, uint64_t u)
+FPL_INLINE double round_int_one(const fpl_format_t *f, double x, fpl_rmode_t mode, uint64_t u)
 {
     uint64_t b = fpl__bits(x), a = b & ~SIGN_BIT;
     int neg = (int)(b >> 63);
@@ -246,6 +263,172 @@ double fpl_round(const fpl_format_t *f, double x, fpl_rmode_t mode, fpl_sr_t *sr
     return round_float_one(&P, x, mode, u);
 }
 
+
+/* ---- the AVX2 kernel ------------------------------------------------------
+ * The same algorithm as round_float_one, four doubles at a time: variable
+ * 64-bit shifts (vpsrlvq/vpsllvq) keep the significand arithmetic exact, the
+ * result is composed from bits, and lanes holding inf or NaN are redone by
+ * the scalar code.  Used for formats with a sign and a zero whose smallest
+ * normal is a normal double (every named format but fp64, e8m0, integers). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FPL_HAVE_AVX2_KERNEL 1
+#include <immintrin.h>
+
+static int fpl__have_avx2(void) { return __builtin_cpu_supports("avx2"); }
+
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2")))
+
+/* low 64 bits of a 64x64-bit product (AVX2 has no vpmullq) */
+AVX2_INLINE __m256i mullo64(__m256i a, __m256i b)
+{
+    __m256i lo = _mm256_mul_epu32(a, b);
+    __m256i c1 = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), b);
+    __m256i c2 = _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32));
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(_mm256_add_epi64(c1, c2), 32));
+}
+
+AVX2_INLINE __m256i splitmix64_x4(__m256i z)
+{
+    z = mullo64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)),
+                _mm256_set1_epi64x((long long)0xbf58476d1ce4e5b9ULL));
+    z = mullo64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)),
+                _mm256_set1_epi64x((long long)0x94d049bb133111ebULL));
+    return _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+}
+
+AVX2_INLINE size_t avx2_loop(const fparams_t *P, const double *in, double *out, size_t n,
+                             const fpl_rmode_t mode, uint64_t key, uint64_t c0, const int stream)
+{
+    const __m256i SIGN = _mm256_set1_epi64x((long long)SIGN_BIT);
+    const __m256i MANT = _mm256_set1_epi64x((long long)MANT52);
+    const __m256i IMPL = _mm256_set1_epi64x(1LL << 52);
+    const __m256i ONE = _mm256_set1_epi64x(1), ZERO = _mm256_setzero_si256();
+    const __m256i ALL = _mm256_set1_epi64x(-1);
+    const __m256i C63 = _mm256_set1_epi64x(63), C64 = _mm256_set1_epi64x(64);
+    const __m256i C2047 = _mm256_set1_epi64x(2047);
+    const __m256i EMINB1 = _mm256_set1_epi64x(P->emin_b - 1);
+    const __m256i SNORM = _mm256_set1_epi64x(52 - P->m);
+    const __m256i QSUB1075 = _mm256_set1_epi64x(P->qsub + 1075);
+    const __m256i SHSUB = _mm256_set1_epi64x(P->shsub);
+    const __m256i BSUB = _mm256_set1_epi64x((long long)P->bsub);
+    const __m256i DSUB = _mm256_set1_epi64x((long long)fpl__bits(P->dsub));
+    const __m256d MAX = _mm256_set1_pd(P->max), OVF = _mm256_set1_pd(P->ovf);
+    const int fnuz = P->f->specials == FPL_SPECIALS_FNUZ;
+    const __m256i STEP = _mm256_set1_epi64x((long long)(4 * SM_GAMMA));
+    __m256i ctr = _mm256_set_epi64x((long long)(key + (c0 + 4) * SM_GAMMA),
+                                    (long long)(key + (c0 + 3) * SM_GAMMA),
+                                    (long long)(key + (c0 + 2) * SM_GAMMA),
+                                    (long long)(key + (c0 + 1) * SM_GAMMA));
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256i b = _mm256_castpd_si256(_mm256_loadu_pd(in + i));
+        __m256i sgn = _mm256_and_si256(b, SIGN);
+        __m256i a = _mm256_andnot_si256(SIGN, b);
+        __m256i e = _mm256_srli_epi64(a, 52);
+        __m256i ezero = _mm256_cmpeq_epi64(e, ZERO);
+        __m256i ee = _mm256_sub_epi64(e, ezero);
+        __m256i sig = _mm256_or_si256(_mm256_and_si256(a, MANT), _mm256_andnot_si256(ezero, IMPL));
+        __m256i normal = _mm256_cmpgt_epi64(ee, EMINB1);
+        __m256i s = _mm256_blendv_epi8(_mm256_sub_epi64(QSUB1075, ee), SNORM, normal);
+        __m256i sc = _mm256_blendv_epi8(s, C63, _mm256_cmpgt_epi64(s, C63));
+        __m256i t = _mm256_srlv_epi64(sig, sc);
+        __m256i pw = _mm256_sllv_epi64(ONE, sc);
+        __m256i rem = _mm256_and_si256(sig, _mm256_sub_epi64(pw, ONE));
+        __m256i half = _mm256_srli_epi64(pw, 1);
+        __m256i remnz = _mm256_xor_si256(_mm256_cmpeq_epi64(rem, ZERO), ALL);
+        __m256i neg = _mm256_cmpgt_epi64(ZERO, b);
+        __m256i inc, up;
+        switch (mode) {
+        case FPL_RNE:
+            inc = _mm256_andnot_si256(_mm256_cmpeq_epi64(sc, ZERO),
+                                      _mm256_cmpgt_epi64(_mm256_add_epi64(rem, _mm256_and_si256(t, ONE)), half));
+            up = ALL;
+            break;
+        case FPL_RNA:
+            inc = _mm256_andnot_si256(_mm256_cmpgt_epi64(half, rem), remnz);
+            up = ALL;
+            break;
+        case FPL_RTZ:
+            inc = ZERO;
+            up = ZERO;
+            break;
+        case FPL_RUP:
+            inc = _mm256_andnot_si256(neg, remnz);
+            up = _mm256_xor_si256(neg, ALL);
+            break;
+        case FPL_RDOWN:
+            inc = _mm256_and_si256(neg, remnz);
+            up = neg;
+            break;
+        default: { /* SR: up iff u < ceil(frac * 2^64), unsigned */
+            __m256i u = splitmix64_x4(ctr);
+            ctr = _mm256_add_epi64(ctr, STEP);
+            __m256i thr1 = _mm256_sllv_epi64(rem, _mm256_sub_epi64(C64, s));
+            __m256i k = _mm256_sub_epi64(s, C64);
+            __m256i low = _mm256_and_si256(sig, _mm256_sub_epi64(_mm256_sllv_epi64(ONE, k), ONE));
+            __m256i sticky = _mm256_andnot_si256(_mm256_cmpeq_epi64(low, ZERO), ONE);
+            __m256i thr2 = _mm256_add_epi64(_mm256_srlv_epi64(sig, k), sticky);
+            __m256i thr = _mm256_blendv_epi8(thr1, thr2, _mm256_cmpgt_epi64(s, C64));
+            inc = _mm256_cmpgt_epi64(_mm256_xor_si256(thr, SIGN), _mm256_xor_si256(u, SIGN));
+            up = ALL;
+            break;
+        }
+        }
+        t = _mm256_sub_epi64(t, inc);
+        __m256i base = _mm256_blendv_epi8(BSUB, _mm256_slli_epi64(_mm256_sub_epi64(ee, ONE), 52), normal);
+        __m256i sh = _mm256_blendv_epi8(SHSUB, SNORM, normal);
+        __m256d r = _mm256_castsi256_pd(_mm256_add_epi64(base, _mm256_sllv_epi64(t, sh)));
+        r = _mm256_sub_pd(r, _mm256_castsi256_pd(_mm256_andnot_si256(normal, DSUB)));
+        __m256d over = _mm256_cmp_pd(r, MAX, _CMP_GT_OQ);
+        r = _mm256_blendv_pd(r, _mm256_blendv_pd(MAX, OVF, _mm256_castsi256_pd(up)), over);
+        if (fnuz)
+            sgn = _mm256_andnot_si256(_mm256_castpd_si256(_mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_EQ_OQ)), sgn);
+        __m256d res = _mm256_castsi256_pd(_mm256_or_si256(_mm256_castpd_si256(r), sgn));
+        __m256i spec = _mm256_cmpeq_epi64(e, C2047);
+        if (__builtin_expect(!_mm256_testz_si256(spec, spec), 0)) {
+            double tmp[4]; /* inf or NaN in this group: the scalar rule */
+            _mm256_storeu_pd(tmp, res);
+            for (int j = 0; j < 4; j++)
+                if (!isfinite(in[i + j]))
+                    tmp[j] = isnan(in[i + j]) ? NAN : (in[i + j] < 0 ? P->inf_neg : P->inf_pos);
+            res = _mm256_loadu_pd(tmp);
+        }
+        if (stream)
+            _mm256_stream_pd(out + i, res);
+        else
+            _mm256_storeu_pd(out + i, res);
+    }
+    if (stream)
+        _mm_sfence();
+    return i;
+}
+
+__attribute__((target("avx2"))) static size_t fpl__round_avx2(const fparams_t *P, const double *in,
+                                                             double *out, size_t n,
+                                                             fpl_rmode_t mode, uint64_t key,
+                                                             uint64_t c0)
+{
+    /* Large arrays bypass the cache with streaming stores, as memcpy does:
+     * no read-for-ownership of the output.  They need 32-byte alignment. */
+    int stream = n >= ((size_t)1 << 18) && ((uintptr_t)out & 31) == 0;
+#define AVX2_CASE(M)                                                                           \
+    case M: return stream ? avx2_loop(P, in, out, n, M, key, c0, 1)                            \
+                          : avx2_loop(P, in, out, n, M, key, c0, 0);
+    switch (mode) {
+        AVX2_CASE(FPL_RNE)
+        AVX2_CASE(FPL_RNA)
+        AVX2_CASE(FPL_RTZ)
+        AVX2_CASE(FPL_RUP)
+        AVX2_CASE(FPL_RDOWN)
+        AVX2_CASE(FPL_SR)
+    }
+#undef AVX2_CASE
+    return 0;
+}
+#else
+#define FPL_HAVE_AVX2_KERNEL 0
+#endif
+
 /* One loop per mode so that the mode is a constant inside each. */
 #define FLOAT_LOOP(MODE)                                                                 \
     for (size_t i = 0; i < n; i++)                                                       \
@@ -259,10 +442,27 @@ void fpl_round_array(const fpl_format_t *f, const double *in, double *out, size_
     uint64_t c0 = S->counter;
     if (f->kind == FPL_KIND_INT) {
         for (size_t i = 0; i < n; i++)
-            out[i] = round_int_one(f, in[i], mode, mode == FPL_SR ? fpl_sr_at(S, c0 + i) : 0);
+            out[i] = round_int_one(f, in[i], mode, mode == FPL_SR ? sr_at(S, c0 + i) : 0);
     } else {
         fparams_t P;
         fparams_init(&P, f);
+        size_t done = 0;
+#if FPL_HAVE_AVX2_KERNEL
+        if (P.plain && fpl__have_avx2()) {
+            /* scalar head until out is 32-byte aligned (if it can be) */
+            size_t head = ((uintptr_t)out & 7) ? 0 : ((32 - ((uintptr_t)out & 31)) & 31) / 8;
+            if (head > n)
+                head = n;
+            for (size_t i = 0; i < head; i++)
+                out[i] = round_float_one(&P, in[i], mode, mode == FPL_SR ? sr_at(S, c0 + i) : 0);
+            done = head + fpl__round_avx2(&P, in + head, out + head, n - head, mode, S->key,
+                                          c0 + head);
+        }
+#endif
+        in += done;
+        out += done;
+        n -= done;
+        c0 += done;
         switch (mode) {
         case FPL_RNE: FLOAT_LOOP(FPL_RNE) break;
         case FPL_RNA: FLOAT_LOOP(FPL_RNA) break;
@@ -271,12 +471,12 @@ void fpl_round_array(const fpl_format_t *f, const double *in, double *out, size_
         case FPL_RDOWN: FLOAT_LOOP(FPL_RDOWN) break;
         case FPL_SR:
             for (size_t i = 0; i < n; i++)
-                out[i] = round_float_one(&P, in[i], FPL_SR, fpl_sr_at(S, c0 + i));
+                out[i] = round_float_one(&P, in[i], FPL_SR, sr_at(S, c0 + i));
             break;
         }
     }
     if (mode == FPL_SR && sr)
-        sr->counter += n;
+        sr->counter = c0 + n;
 }
 
 /* ---- the MPFR reference path ------------------------------------------ */

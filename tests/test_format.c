@@ -158,6 +158,42 @@ static void test_format_roundtrip_exhaustive(void **state)
     }
 }
 
+/* The same round trip over every generic float format of at most 10 bits,
+ * under every special-value policy, with and without subnormals. */
+static void test_format_roundtrip_generic(void **state)
+{
+    (void)state;
+    size_t formats = 0;
+    for (int e = 1; e <= 7; e++)
+        for (int m = 0; 1 + e + m <= 10; m++)
+            for (int sp = 0; sp < 4; sp++)
+                for (int sub = 0; sub < 2; sub++) {
+                    fpl_format_t f;
+                    fpl_overflow_t ov = sp == FPL_SPECIALS_NONE ? FPL_OVERFLOW_SATURATE
+                                                                 : FPL_OVERFLOW_NAN;
+                    if (sp == FPL_SPECIALS_IEEE && m == 0)
+                        ov = FPL_OVERFLOW_INF; /* IEEE with m = 0 has inf but no NaN */
+                    if (fpl_format_float(&f, e, m, -1, sub, (fpl_specials_t)sp, ov) != 0)
+                        continue; /* e.g. no normal numbers at all */
+                    formats++;
+                    for (uint64_t c = 0; c < (1ULL << f.nbits); c++) {
+                        double v = fpl_format_decode(&f, c);
+                        uint64_t back;
+                        if (isnan(v))
+                            continue;
+                        if (fpl_format_encode(&f, v, &back) != 0)
+                            fail_msg("%s: cannot encode %a: %s", f.name, v, fpl_last_error());
+                        assert_true(fpt_same(fpl_format_decode(&f, back), v));
+                        int canonical = f.subnormals || ((c >> m) & ((1ULL << e) - 1)) != 0 ||
+                                        (c & ((1ULL << m) - 1)) == 0;
+                        if (canonical && back != c)
+                            fail_msg("%s: 0x%llx -> %a -> 0x%llx", f.name,
+                                     (unsigned long long)c, v, (unsigned long long)back);
+                    }
+                }
+    assert_true(formats > 250);
+}
+
 static void test_format_encode_rejects(void **state)
 {
     (void)state;
@@ -267,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_format_e2m1_values),
         cmocka_unit_test(test_format_special_codes),
         cmocka_unit_test(test_format_roundtrip_exhaustive),
+        cmocka_unit_test(test_format_roundtrip_generic),
         cmocka_unit_test(test_format_encode_rejects),
         cmocka_unit_test(test_format_parse_aliases),
         cmocka_unit_test(test_format_parse_generic),

@@ -409,6 +409,8 @@ double fpl_format_decode(const fpl_format_t *f, uint64_t code)
         v = f->subnormals ? ldexp((double)mf, f->emin - M) : 0.0;
     else
         v = ldexp((double)(mf | ((uint64_t)1 << M)), (int)ef - f->bias - M);
+    if (v == 0 && !f->has_negzero)
+        return 0.0; /* FNUZ without subnormals: no -0 to read */
     return neg ? -v : v;
 }
 

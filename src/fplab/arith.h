@@ -2,7 +2,10 @@
 #ifndef FPL_ARITH_H
 #define FPL_ARITH_H
 
+#include <stddef.h>
+
 #include "format.h"
+#include "policy.h"
 #include "round.h"
 
 /* Operations, with the number of operands each takes. */
@@ -38,5 +41,39 @@ int fpl_op_arity(fpl_op_t op);
  * correctly rounded result in every mode, stochastic included. */
 double fpl_arith(const fpl_format_t *f, fpl_op_t op, const double *args, fpl_rmode_t mode,
                  fpl_sr_t *sr);
+
+/* ---- vector level ------------------------------------------------------
+ * Reductions follow a policy's accumulation rules: each product x_i*y_i is
+ * formed exactly (prod=exact; exact in binary64 when the two input formats
+ * have at most 53 significant bits together) or rounded to p->prod; each
+ * addition is the exact sum rounded once to p->acc (binary64 round-to-odd,
+ * then the format's rounding: one correct rounding, Boldo & Melquiond 2008);
+ * the order is sequential, pairwise, or blocked (K terms in p->acc, then the
+ * partial sum is added into p->promote).  Stochastic rounding draws one value
+ * from sr per rounding; its probabilities are exact to 2^(p-53) because the
+ * exact sum is known to 53 bits plus a sticky bit.  With the exact policy
+ * (fpl_policy_exact) the result is the compensated dot product Dot2 of
+ * Ogita, Rump & Oishi (SISC 2005): as accurate as if computed in twice the
+ * working precision, then rounded to binary64. */
+double fpl_dot(const fpl_policy_t *p, const double *x, const double *y, size_t n,
+               fpl_sr_t *sr);
+
+/* sum of x_i under the policy (a dot product with y = 1, products exact) */
+double fpl_sum(const fpl_policy_t *p, const double *x, size_t n, fpl_sr_t *sr);
+
+/* y = W x for W rows x cols (row-major, a row is an output): each y_i is
+ * fpl_dot(W_i, x) rounded to p->out (not rounded under the exact policy). */
+void fpl_matvec(const fpl_policy_t *p, const double *W, const double *x, double *y, size_t rows,
+                size_t cols, fpl_sr_t *sr);
+
+/* C = A B^T for A m x k and B n x k (rows of B are output channels, as in a
+ * linear layer Y = X W^T); C is m x n, each entry as in fpl_matvec. */
+void fpl_matmul(const fpl_policy_t *p, const double *A, const double *B, double *C, size_t m,
+                size_t k, size_t n, fpl_sr_t *sr);
+
+/* z_i = op(x_i, y_i) correctly rounded to f (op: add, sub or mul), one
+ * rounding each; z may alias x or y. Returns 0 or FPL_EINVAL for another op. */
+int fpl_vec_op(const fpl_format_t *f, fpl_op_t op, const double *x, const double *y, double *z,
+               size_t n, fpl_rmode_t mode, fpl_sr_t *sr);
 
 #endif /* FPL_ARITH_H */

@@ -17,6 +17,7 @@ const char *fpl_strerror(int status)
     case FPL_ERANGE: return "value out of range";
     case FPL_ENOMEM: return "out of memory";
     case FPL_EIO: return "input/output error";
+    case FPL_ENOTFOUND: return "program not found";
     default: return "unknown error";
     }
 }

@@ -8,7 +8,8 @@ enum {
     FPL_EINVAL = 1, /* invalid argument: unknown name, malformed spelling */
     FPL_ERANGE = 2, /* value outside what the format can encode */
     FPL_ENOMEM = 3, /* allocation failed */
-    FPL_EIO = 4     /* reading or writing a file failed */
+    FPL_EIO = 4,      /* reading or writing a file failed */
+    FPL_ENOTFOUND = 5 /* a required program (gnuplot, LaTeX) is not installed */
 };
 
 /* A short fixed description of a status code ("invalid argument", ...). */

@@ -3,9 +3,14 @@
 #define FPL_FPLAB_H
 
 #include "arith.h"
+#include "bounds.h"
 #include "error.h"
 #include "format.h"
+#include "policy.h"
+#include "plot.h"
+#include "records.h"
 #include "round.h"
+#include "stats.h"
 
 /* The library's version, e.g. "0.1.0". */
 const char *fpl_version(void);

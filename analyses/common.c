@@ -1,0 +1,187 @@
+/* common.c -- shared driver of the analysis programs */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "common.h"
+
+static int mkdirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int fpa_init(fpa_t *a, const char *name, const char *summary, int argc, char **argv)
+{
+    memset(a, 0, sizeof *a);
+    a->name = name;
+    a->out = ".";
+    a->seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        const char *val = NULL;
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            printf("usage: %s [--quick] [--out DIR] [--seed N] [--threads N]\n\n%s\n\n"
+                   "  --quick      small sizes (tests, CI)\n"
+                   "  --out DIR    write DIR/data/%s*.csv and DIR/plots/%s*.png|pdf (default .)\n"
+                   "  --seed N     master seed (default 1); results depend only on it\n"
+                   "  --threads N  OpenMP threads (default: all cores); results do not depend on it\n",
+                   name, summary, name, name);
+            return 1;
+        }
+        if (!strcmp(s, "--quick")) {
+            a->quick = 1;
+            continue;
+        }
+        const char *opts[] = {"--out", "--seed", "--threads"};
+        int k = -1;
+        for (int j = 0; j < 3; j++) {
+            size_t n = strlen(opts[j]);
+            if (!strncmp(s, opts[j], n) && (s[n] == '\0' || s[n] == '=')) {
+                k = j;
+                val = s[n] == '=' ? s + n + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            }
+        }
+        if (k < 0) {
+            fprintf(stderr, "%s: unknown option '%s' (try --help)\n", name, s);
+            return 3;
+        }
+        if (!val || !*val) {
+            fprintf(stderr, "%s: option %s needs a value\n", name, opts[k]);
+            return 3;
+        }
+        char *end;
+        errno = 0;
+        unsigned long long v = k ? strtoull(val, &end, 10) : 0;
+        if (k && (errno || *end || *val == '-' || (k == 2 && (v < 1 || v > 1024)))) {
+            fprintf(stderr, "%s: bad value '%s' for %s\n", name, val, opts[k]);
+            return 3;
+        }
+        if (k == 0)
+            a->out = val;
+        else if (k == 1)
+            a->seed = v;
+        else
+            a->threads = (int)v;
+    }
+#ifdef _OPENMP
+    if (a->threads)
+        omp_set_num_threads(a->threads);
+#endif
+    snprintf(a->command, sizeof a->command, "%s%s --seed %llu", name, a->quick ? " --quick" : "",
+             (unsigned long long)a->seed);
+    snprintf(a->data_dir, sizeof a->data_dir, "%s/data", a->out);
+    snprintf(a->plot_dir, sizeof a->plot_dir, "%s/plots", a->out);
+    if (mkdirs(a->data_dir) || mkdirs(a->plot_dir)) {
+        fprintf(stderr, "%s: cannot create %s and %s: %s\n", name, a->data_dir, a->plot_dir,
+                strerror(errno));
+        return 2;
+    }
+    return 0;
+}
+
+void fpa_data_path(const fpa_t *a, const char *file, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s.csv", a->data_dir, file);
+}
+
+void fpa_plot_base(const fpa_t *a, const char *file, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s", a->plot_dir, file);
+}
+
+void fpa_render(fpa_t *a, fpl_plot_t *p, const char *file, double w, double h)
+{
+    char base[4200];
+    fpa_plot_base(a, file, base, sizeof base);
+    if (fpl_plot_render(p, base, w, h) != 0) {
+        if (!a->plot_failed || !strstr(fpl_last_error(), "not found"))
+            fprintf(stderr, "%s: %s\n", a->name, fpl_last_error());
+        a->plot_failed = 1;
+    }
+}
+
+void fpa_progress(const fpa_t *a, const char *what, size_t done, size_t total)
+{
+    if (!isatty(2))
+        return;
+    fprintf(stderr, "\r%s: %s %zu/%zu (%3.0f%%)   ", a->name, what, done, total,
+            total ? 100.0 * (double)done / (double)total : 100.0);
+    fflush(stderr);
+}
+
+void fpa_progress_end(const fpa_t *a)
+{
+    if (isatty(2))
+        fprintf(stderr, "\r%*s\r", 70, "");
+}
+
+struct fpa_verdicts {
+    fpl_csv_t *csv;
+};
+
+fpa_verdicts_t *fpa_verdicts_open(fpa_t *a)
+{
+    char path[4200], file[256];
+    snprintf(file, sizeof file, "%s_verdicts", a->name);
+    fpa_data_path(a, file, path, sizeof path);
+    fpa_verdicts_t *v = calloc(1, sizeof *v);
+    if (v && !(v->csv = fpl_csv_open(path, a->command, a->seed, "claim,verdict,reason"))) {
+        free(v);
+        v = NULL;
+    }
+    return v;
+}
+
+void fpa_verdict(fpa_verdicts_t *v, const char *claim, const char *verdict, const char *fmt, ...)
+{
+    char reason[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    printf("verdict %s %s %s\n", claim, verdict, reason);
+    fflush(stdout);
+    for (char *p = reason; *p; p++) /* CSV: the reason is one quoted field */
+        if (*p == '"')
+            *p = '\'';
+    fpl_csv_row(v->csv, "%s,%s,\"%s\"", claim, verdict, reason);
+}
+
+int fpa_verdicts_close(fpa_verdicts_t *v)
+{
+    int st = fpl_csv_close(v->csv);
+    free(v);
+    return st;
+}
+
+uint64_t fpa_stream_seed(uint64_t seed, uint64_t cfg, uint64_t rep)
+{
+    /* splitmix64 finaliser over a combination of the three */
+    uint64_t z = seed * 0x9e3779b97f4a7c15ULL + cfg * 0xbf58476d1ce4e5b9ULL + rep * 0x94d049bb133111ebULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+int fpa_fail(const fpa_t *a, const char *what)
+{
+    fprintf(stderr, "%s: %s: %s\n", a->name, what, fpl_last_error());
+    return 1;
+}

@@ -1,0 +1,454 @@
+/* dot.c -- T1: how the error of a length-n dot product grows with n, per
+ * input format, accumulator, summation order and rounding mode */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+
+#include "common.h"
+
+enum { DATA_UNIFORM, DATA_NORMAL, NDATA };
+static const char *const data_name[NDATA] = {"uniform", "normal"};
+static const char *const data_label[NDATA] = {"x, y ∼ U[0,1] (positive)", "x, y ∼ N(0,1) (zero mean)"};
+
+static const char *const inputs[] = {"fp32", "bf16", "fp16", "e4m3", "e5m2"};
+#define NIN 5
+
+/* Accumulators: the input's own format, binary32, and a 14-bit-significand
+ * accumulator promoted to binary32 every 128 terms (DeepSeek-V3's report of
+ * FP8 tensor cores). */
+enum { ACC_SAME, ACC_FP32, ACC_FP14B, NACC };
+static const char *const acc_name[NACC] = {"same", "fp32", "fp14b128"};
+
+typedef struct {
+    int data, in, acc;
+    fpl_order_t order;
+    fpl_rmode_t rnd;
+    fpl_policy_t pol;
+    double u;     /* unit roundoff of the accumulator */
+    char label[96];
+} cfg_t;
+
+static size_t build_configs(cfg_t *c)
+{
+    size_t k = 0;
+    for (int d = 0; d < NDATA; d++)
+        for (int i = 0; i < NIN; i++)
+            for (int a = 0; a < NACC; a++) {
+                if (a == ACC_SAME && !strcmp(inputs[i], "fp32"))
+                    continue; /* same as ACC_FP32 */
+                for (int o = 0; o < 2; o++) {
+                    if (a == ACC_FP14B && o == 1)
+                        continue; /* blocked has its own order */
+                    for (int r = 0; r < 2; r++) {
+                        cfg_t *x = &c[k];
+                        x->data = d;
+                        x->in = i;
+                        x->acc = a;
+                        x->rnd = r ? FPL_SR : FPL_RNE;
+                        x->order = a == ACC_FP14B ? FPL_ORDER_BLOCKED
+                                                  : (o ? FPL_ORDER_PAIRWISE : FPL_ORDER_SEQ);
+                        char spec[256];
+                        snprintf(spec, sizeof spec, "a=%s,acc=%s,rnd=%s,order=%s", inputs[i],
+                                 a == ACC_SAME   ? inputs[i]
+                                 : a == ACC_FP32 ? "fp32"
+                                                 : "fp:e=8,m=13",
+                                 r ? "sr" : "rne",
+                                 a == ACC_FP14B ? "blocked:128,promote=fp32"
+                                                : (o ? "pairwise" : "seq"));
+                        if (fpl_policy_parse(spec, &x->pol) != 0) {
+                            fprintf(stderr, "dot: internal error: %s: %s\n", spec,
+                                    fpl_last_error());
+                            exit(1);
+                        }
+                        x->u = x->pol.acc.unit_roundoff;
+                        snprintf(x->label, sizeof x->label, "%s in, %s acc, %s, %s", inputs[i],
+                                 acc_name[a] , a == ACC_FP14B ? "blocked" : (o ? "pairwise" : "seq"),
+                                 r ? "SR" : "RN");
+                        k++;
+                    }
+                }
+            }
+    return k;
+}
+
+/* The reference: Dot2 (Ogita, Rump & Oishi 2005) kept as an unevaluated
+ * sum hi + lo, accurate to about n u^2 sum|x_i y_i| (u = 2^-53). */
+static void ref_dot(const double *x, const double *y, size_t n, double *hi, double *lo)
+{
+    double s = 0, c = 0;
+    for (size_t i = 0; i < n; i++) {
+        double p = x[i] * y[i];
+        double pe = fma(x[i], y[i], -p);
+        double t = s + p, bp = t - s;
+        c += (s - (t - bp)) + (p - bp) + pe;
+        s = t;
+    }
+    double t = s + c, bp = t - s; /* renormalise: hi + lo == s + c exactly */
+    *hi = t;
+    *lo = (s - (t - bp)) + (c - bp);
+}
+
+/* MPFR's exact dot product of doubles, to check the reference hi + lo. */
+static double exact_dot_error(const double *x, const double *y, size_t n, double hi, double lo)
+{
+    mpfr_t s, p;
+    mpfr_init2(s, 2400); /* products of doubles span < 2200 bits; sums add log2(n) */
+    mpfr_init2(p, 106);
+    mpfr_set_zero(s, 1);
+    for (size_t i = 0; i < n; i++) {
+        mpfr_set_d(p, x[i], MPFR_RNDN);
+        mpfr_mul_d(p, p, y[i], MPFR_RNDN); /* exact at 106 bits */
+        mpfr_add(s, s, p, MPFR_RNDN);      /* exact at 2400 bits */
+    }
+    mpfr_sub_d(s, s, hi, MPFR_RNDN);
+    mpfr_sub_d(s, s, lo, MPFR_RNDN);
+    double e = fabs(mpfr_get_d(s, MPFR_RNDN));
+    mpfr_clears(s, p, (mpfr_ptr)0);
+    return e;
+}
+
+typedef struct {
+    double b, lo, hi;
+} fit_t;
+
+static fit_t fit_of(const double *ns, const double *med, size_t k)
+{
+    double xs[64], ys[64];
+    size_t m = 0;
+    for (size_t j = 0; j < k; j++)
+        if (ns[j] >= 64 && med[j] > 0 && isfinite(med[j])) {
+            xs[m] = ns[j];
+            ys[m] = med[j];
+            m++;
+        }
+    fit_t f = {NAN, NAN, NAN};
+    if (m >= 3)
+        fpl_fit_power(xs, ys, m, &f.b, &f.lo, &f.hi, NULL);
+    return f;
+}
+
+static void print_series(fpl_plot_t *p, const char *name, const double *ns, const fpl_summary_t *s,
+                         size_t k)
+{
+    fpl_plot_printf(p, "$%s << EOD\n", name);
+    for (size_t j = 0; j < k; j++)
+        if (s[j].median > 0 && isfinite(s[j].q90))
+            /* a band reaching exact results (error 0) is drawn to the axis floor */
+            fpl_plot_printf(p, "%.17g %.17g %.17g %.17g\n", ns[j], s[j].median,
+                            s[j].q10 > 1e-10 ? s[j].q10 : 1e-10, s[j].q90);
+    fpl_plot_printf(p, "EOD\n");
+}
+
+int main(int argc, char **argv)
+{
+    fpa_t A;
+    int st = fpa_init(&A, "dot",
+                      "T1: forward error of length-n dot products against n, for each input\n"
+                      "format, accumulator (same format, binary32, 14-bit blocked), order and\n"
+                      "rounding mode, on positive and on zero-mean data.  Writes data/dot.csv,\n"
+                      "data/dot_fit.csv, data/dot_reference.csv, plots/dot.png|pdf,\n"
+                      "plots/dot_exponents.png|pdf, and prints verdict lines.",
+                      argc, argv);
+    if (st)
+        return st - 1;
+    const int log_max = A.quick ? 14 : 20, reps = A.quick ? 30 : 100;
+    const size_t nmax = (size_t)1 << log_max;
+    size_t K = 0;
+    double ns[32];
+    for (int e = 2; e <= log_max; e++)
+        ns[K++] = (double)((size_t)1 << e);
+
+    static cfg_t cfg[256];
+    size_t C = build_configs(cfg);
+    /* err[c][j][r]: normalised error |s^ - s| / sum|x_i y_i|; rel: |s^ - s| / |s| */
+    double *err = malloc(C * K * (size_t)reps * sizeof *err);
+    double *rel = malloc(C * K * (size_t)reps * sizeof *rel);
+    double ref_worst = 0;
+    if (!err || !rel) {
+        fprintf(stderr, "dot: out of memory\n");
+        return 1;
+    }
+    size_t groups = NDATA * NIN, done = 0;
+    for (int d = 0; d < NDATA; d++)
+        for (int i = 0; i < NIN; i++) {
+            fpl_format_t fin;
+            fpl_format_parse(inputs[i], &fin);
+#pragma omp parallel for schedule(dynamic, 1) reduction(max : ref_worst)
+            for (int r = 0; r < reps; r++) {
+                double *x = malloc(nmax * sizeof *x), *y = malloc(nmax * sizeof *y);
+                gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+                gsl_rng_set(g, fpa_stream_seed(A.seed, (uint64_t)(d * NIN + i), (uint64_t)r));
+                for (size_t t = 0; t < nmax; t++) {
+                    x[t] = d == DATA_UNIFORM ? gsl_rng_uniform(g) : gsl_ran_gaussian(g, 1.0);
+                    y[t] = d == DATA_UNIFORM ? gsl_rng_uniform(g) : gsl_ran_gaussian(g, 1.0);
+                }
+                fpl_round_array(&fin, x, x, nmax, FPL_RNE, NULL);
+                fpl_round_array(&fin, y, y, nmax, FPL_RNE, NULL);
+                for (size_t j = 0; j < K; j++) {
+                    size_t n = (size_t)ns[j];
+                    double s, slo;
+                    ref_dot(x, y, n, &s, &slo);
+                    double absum = 0;
+                    for (size_t t = 0; t < n; t++)
+                        absum += fabs(x[t] * y[t]);
+                    /* the reference's own error, against MPFR, on a sample */
+                    if (r == 0 && (j == 0 || j == K - 1 || j == K / 2)) {
+                        double e = exact_dot_error(x, y, n, s, slo) / absum;
+                        if (e > ref_worst)
+                            ref_worst = e;
+                    }
+                    for (size_t c = 0; c < C; c++) {
+                        if (cfg[c].data != d || cfg[c].in != i)
+                            continue;
+                        fpl_sr_t sr;
+                        fpl_sr_seed(&sr, fpa_stream_seed(A.seed ^ 0x5151, c * 64 + j, (uint64_t)r));
+                        double v = fpl_dot(&cfg[c].pol, x, y, n, &sr);
+                        double ae = fabs((v - s) - slo); /* v - s exact (Sterbenz) when close */
+                        size_t at = (c * K + j) * (size_t)reps + (size_t)r;
+                        err[at] = isfinite(v) ? ae / absum : INFINITY;
+                        rel[at] = isfinite(v) ? (s != 0 ? ae / fabs(s) : ae) : INFINITY;
+                    }
+                }
+                gsl_rng_free(g);
+                free(x);
+                free(y);
+            }
+            fpa_progress(&A, "input groups", ++done, groups);
+        }
+    fpa_progress_end(&A);
+    /* The reference must be far more accurate than anything it measures:
+     * binary32's unit roundoff is 2^-24; demand 2^-60. */
+    if (ref_worst > 0x1p-60) {
+        fprintf(stderr, "dot: the reference's own error %.3g exceeds 2^-60; refusing to report\n",
+                ref_worst);
+        return 1;
+    }
+
+    /* ---- summaries, fits, CSV ------------------------------------------ */
+    char path[4200];
+    fpa_data_path(&A, "dot", path, sizeof path);
+    fpl_csv_t *csv = fpl_csv_open(path, A.command, A.seed,
+                                  "data,input,acc,order,rnd,n,u_acc,reps,overflows,median_err,"
+                                  "q10_err,q90_err,mean_err,ci_lo_err,ci_hi_err,median_rel,gamma_n,"
+                                  "hm_bound");
+    fpa_data_path(&A, "dot_fit", path, sizeof path);
+    fpl_csv_t *fcsv = fpl_csv_open(path, A.command, A.seed,
+                                   "data,input,acc,order,rnd,exponent,exponent_lo,exponent_hi,"
+                                   "rel_exponent,rel_exponent_lo,rel_exponent_hi");
+    if (!csv || !fcsv)
+        return fpa_fail(&A, "cannot write results");
+    fpl_summary_t *S = malloc(C * K * sizeof *S);
+    fpl_summary_t *R = malloc(C * K * sizeof *R);
+    fit_t *F = malloc(C * sizeof *F), *FR = malloc(C * sizeof *FR);
+    size_t *ovf = calloc(C * K, sizeof *ovf);
+    for (size_t c = 0; c < C; c++) {
+        double med[32], rmed[32];
+        for (size_t j = 0; j < K; j++) {
+            double *e = err + (c * K + j) * (size_t)reps, *q = rel + (c * K + j) * (size_t)reps;
+            for (int r = 0; r < reps; r++)
+                ovf[c * K + j] += !isfinite(e[r]);
+            fpl_summarize(e, (size_t)reps, &S[c * K + j]);
+            fpl_summarize(q, (size_t)reps, &R[c * K + j]);
+            med[j] = S[c * K + j].median;
+            rmed[j] = R[c * K + j].median;
+            size_t n = (size_t)ns[j];
+            double lam = fpl_hm_lambda(n, cfg[c].u, 0.01);
+            const char *ord = cfg[c].order == FPL_ORDER_SEQ ? "seq"
+                              : cfg[c].order == FPL_ORDER_PAIRWISE ? "pairwise" : "blocked";
+            fpl_csv_row(csv, "%s,%s,%s,%s,%s,%zu,%.17g,%d,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
+                        "%.17g,%.17g,%.17g",
+                        data_name[cfg[c].data], inputs[cfg[c].in], acc_name[cfg[c].acc], ord,
+                        fpl_rmode_name(cfg[c].rnd), n, cfg[c].u, reps, ovf[c * K + j],
+                        S[c * K + j].median, S[c * K + j].q10, S[c * K + j].q90, S[c * K + j].mean,
+                        S[c * K + j].ci_lo, S[c * K + j].ci_hi, R[c * K + j].median,
+                        fpl_gamma(n, cfg[c].u), fpl_hm_bound(n, cfg[c].u, lam));
+        }
+        F[c] = fit_of(ns, med, K);
+        FR[c] = fit_of(ns, rmed, K);
+        const char *ord = cfg[c].order == FPL_ORDER_SEQ ? "seq"
+                          : cfg[c].order == FPL_ORDER_PAIRWISE ? "pairwise" : "blocked";
+        fpl_csv_row(fcsv, "%s,%s,%s,%s,%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g",
+                    data_name[cfg[c].data], inputs[cfg[c].in], acc_name[cfg[c].acc], ord,
+                    fpl_rmode_name(cfg[c].rnd), F[c].b, F[c].lo, F[c].hi, FR[c].b, FR[c].lo,
+                    FR[c].hi);
+    }
+    fpa_data_path(&A, "dot_reference", path, sizeof path);
+    fpl_csv_t *rcsv = fpl_csv_open(path, A.command, A.seed, "check,value");
+    if (!rcsv)
+        return fpa_fail(&A, "cannot write results");
+    fpl_csv_row(rcsv, "max_reference_error_normalised,%.17g", ref_worst);
+    fpl_csv_row(rcsv, "limit,%.17g", 0x1p-60);
+    if (fpl_csv_close(csv) || fpl_csv_close(fcsv) || fpl_csv_close(rcsv))
+        return fpa_fail(&A, "cannot write results");
+
+    /* ---- figure 1: error against n, curated series ---------------------- */
+    struct {
+        const char *in, *acc;
+        fpl_order_t order;
+        fpl_rmode_t rnd;
+        const char *title;
+    } show[] = {
+        {"bf16", "fp32", FPL_ORDER_SEQ, FPL_RNE, "bf16 inputs, fp32 accumulator"},
+        {"bf16", "same", FPL_ORDER_SEQ, FPL_RNE, "bf16 accumulator, RN"},
+        {"bf16", "same", FPL_ORDER_SEQ, FPL_SR, "bf16 accumulator, SR"},
+        {"bf16", "same", FPL_ORDER_PAIRWISE, FPL_RNE, "bf16 accumulator, pairwise RN"},
+        {"e4m3", "fp14b128", FPL_ORDER_BLOCKED, FPL_RNE, "e4m3, 14-bit acc, fp32 every 128"},
+        {"fp16", "same", FPL_ORDER_SEQ, FPL_RNE, "fp16 accumulator, RN"},
+    };
+    size_t nshow = sizeof show / sizeof show[0];
+    fpl_plot_t *p = fpl_plot_new();
+    fpl_plot_printf(p, "set multiplot layout 1,2 margins 0.07,0.98,0.30,0.92 spacing 0.08\n"
+                       "set logscale xy 2\nset format x '2^{%%L}'\nset format y '10^{%%T}'\n"
+                       "set xlabel 'vector length n'\n"
+                       "set ylabel 'error  |ŝ - s| / Σ|x_i y_i|'\n"
+                       "set yrange [1e-10:10]\nset xrange [4:%zu]\nset ytics 1e-10,100,10\n",
+                    nmax);
+    for (int d = 0; d < NDATA; d++) {
+        char nm[32];
+        for (size_t k = 0; k < nshow; k++) {
+            for (size_t c = 0; c < C; c++)
+                if (cfg[c].data == d && !strcmp(inputs[cfg[c].in], show[k].in) &&
+                    !strcmp(acc_name[cfg[c].acc], show[k].acc) && cfg[c].order == show[k].order &&
+                    cfg[c].rnd == show[k].rnd) {
+                    snprintf(nm, sizeof nm, "d%ds%zu", d, k);
+                    print_series(p, nm, ns, S + c * K, K);
+                }
+        }
+        fpl_plot_printf(p, "set title '%s'\n", data_label[d]);
+        if (d == 0)
+            fpl_plot_printf(p, "set key at screen 0.5,0.01 center bottom horizontal maxrows 4 "
+                               "box width 1\n");
+        else
+            fpl_plot_printf(p, "unset key\n");
+        fpl_plot_printf(p, "ub = 2.0**-8; uf = 2.0**-24\n"
+                           "lam(n,u) = sqrt(2*log(2*n/0.01))/(1-u)\n"
+                           "g(n,u) = n*u < 1 ? n*u/(1-n*u) : 1/0\n"
+                           "plot ");
+        for (size_t k = 0; k < nshow; k++)
+            fpl_plot_printf(p, "$d%ds%zu u 1:3:4 w filledcurves ls %zu notitle, "
+                               "$d%ds%zu u 1:2 w lp ls %zu title '%s', ",
+                            d, k, k + 1, d, k, k + 1, show[k].title);
+        fpl_plot_printf(p, "g(x,ub) ls 20 title 'γ_n, u = 2^{-8}', "
+                           "lam(x,ub)*sqrt(x)*ub ls 21 title 'λ√n u, u = 2^{-8} (99%%)', "
+                           "g(x,uf) ls 20 lc rgb '#888888' title 'γ_n, u = 2^{-24}', "
+                           "lam(x,uf)*sqrt(x)*uf ls 21 lc rgb '#888888' title 'λ√n u, u = 2^{-24}'\n");
+    }
+    fpl_plot_printf(p, "unset multiplot\n");
+    fpa_render(&A, p, "dot", 12, 6);
+    fpl_plot_free(p);
+
+    /* ---- figure 2: fitted growth exponents ------------------------------ */
+    p = fpl_plot_new();
+    size_t per = C / NDATA;
+    fpl_plot_printf(p, "set multiplot layout 1,2 margins 0.2,0.98,0.06,0.94 spacing 0.12\n"
+                       "set xlabel 'growth exponent b  (median error ∝ n^b, 95%% CI)'\n"
+                       "set yrange [-1:%zu]\nset xrange [-0.8:1.3]\nset grid noytics\n"
+                       "set arrow 1 from 0.5, graph 0 to 0.5, graph 1 nohead ls 20\n"
+                       "set arrow 2 from 1, graph 0 to 1, graph 1 nohead ls 21\n"
+                       "set arrow 3 from -0.5, graph 0 to -0.5, graph 1 nohead lc rgb '#D55E00' dt 3\n"
+                       "set arrow 4 from 0, graph 0 to 0, graph 1 nohead lc rgb '#999999'\n"
+                       "unset key\n",
+                    per);
+    for (int d = 0; d < NDATA; d++) {
+        fpl_plot_printf(p, "set title '%s: √n (0.5), n (1), claimed 1/√n (-0.5)'\n", data_label[d]);
+        fpl_plot_printf(p, "$e%d << EOD\n", d);
+        size_t row = 0;
+        for (size_t c = 0; c < C; c++)
+            if (cfg[c].data == d) {
+                if (isfinite(F[c].b))
+                    fpl_plot_printf(p, "%.17g %zu %.17g %.17g \"%s\"\n", F[c].b, row, F[c].lo,
+                                    F[c].hi, cfg[c].label);
+                else /* no fit: every median is 0 (exact) or inf (overflow) */
+                    fpl_plot_printf(p, "NaN %zu NaN NaN \"%s (%s)\"\n", row, cfg[c].label,
+                                    isinf(S[c * K + K - 1].median) ? "overflow" : "exact, no fit");
+                row++;
+            }
+        fpl_plot_printf(p, "EOD\n");
+        fpl_plot_printf(p, "set ytics font ',8'\nplot $e%d u 1:2:3:4:ytic(5) w xerrorbars ls 1 pt 7\n", d);
+    }
+    fpl_plot_printf(p, "unset multiplot\n");
+    fpa_render(&A, p, "dot_exponents", 12, 9);
+    fpl_plot_free(p);
+
+    /* ---- verdicts -------------------------------------------------------- */
+    fpa_verdicts_t *V = fpa_verdicts_open(&A);
+    if (!V)
+        return fpa_fail(&A, "cannot write verdicts");
+    /* T1 is a statement about recursive (sequential) summation: classify
+     * each sequential configuration by its fitted exponent. */
+    int sq = 0, fast = 0, stag = 0, tot = 0, zflat = 0, ztot = 0;
+    double ex_fp32 = NAN, fastest = -INFINITY;
+    const char *fast_label = "";
+    for (size_t c = 0; c < C; c++) {
+        if (cfg[c].order != FPL_ORDER_SEQ || !isfinite(F[c].b))
+            continue;
+        if (cfg[c].data == DATA_NORMAL) {
+            ztot++;
+            zflat += fabs(F[c].b) < 0.3;
+            continue;
+        }
+        tot++;
+        if (F[c].b >= 0.3 && F[c].b <= 0.7)
+            sq++;
+        else if (F[c].b > 0.7)
+            fast++;
+        else
+            stag++;
+        if (F[c].b > 0.7 && F[c].b > fastest) {
+            fastest = F[c].b;
+            fast_label = cfg[c].label;
+        }
+        if (cfg[c].acc == ACC_FP32 && cfg[c].rnd == FPL_RNE && !strcmp(inputs[cfg[c].in], "bf16"))
+            ex_fp32 = F[c].b;
+    }
+    fpa_verdict(V, "T1", sq == tot ? "holds" : sq == 0 ? "refuted" : "conditional",
+                "sequential sums of positive data: %d/%d configurations grow like sqrt(n) "
+                "(exponent 0.3-0.7; bf16 inputs, fp32 accumulator, RN: %.2f); %d grow faster "
+                "(steepest %.2f: %s) and %d flatten as a low-precision RN accumulator stagnates; "
+                "zero-mean data: %d/%d flat (|exponent| < 0.3)",
+                sq, tot, ex_fp32, fast, fastest, fast_label, stag, zflat, ztot);
+    /* T1-decay: "relative error decays like 1/sqrt(d)".  Decay = the 95% CI
+     * of the exponent of the median relative error lies below -0.25. */
+    int dec_seq = 0, dec_other = 0, seq_tot = 0;
+    double seq_min = INFINITY, other_min = INFINITY;
+    const char *seq_min_label = "", *other_label = "";
+    for (size_t c = 0; c < C; c++) {
+        if (!isfinite(FR[c].b))
+            continue;
+        int dec = FR[c].hi < -0.25;
+        if (cfg[c].order == FPL_ORDER_SEQ) {
+            seq_tot++;
+            dec_seq += dec;
+            if (FR[c].b < seq_min) {
+                seq_min = FR[c].b;
+                seq_min_label = cfg[c].label;
+            }
+        } else {
+            dec_other += dec;
+            if (dec && FR[c].b < other_min) {
+                other_min = FR[c].b;
+                other_label = cfg[c].label;
+            }
+        }
+    }
+    fpa_verdict(V, "T1-decay", dec_seq == seq_tot ? "holds" : dec_seq == 0 ? "refuted" : "conditional",
+                "relative error decays (exponent CI below -0.25) in %d/%d sequential "
+                "configurations (smallest exponent %.2f: %s); it decays in %d blocked or pairwise "
+                "ones (down to %.2f: %s), where independent partial-sum errors average out "
+                "against a growing sum",
+                dec_seq, seq_tot, seq_min, seq_min_label, dec_other, other_min, other_label);
+    if (fpa_verdicts_close(V))
+        return fpa_fail(&A, "cannot write verdicts");
+    free(err);
+    free(rel);
+    free(S);
+    free(R);
+    free(F);
+    free(FR);
+    free(ovf);
+    return 0;
+}

@@ -233,7 +233,7 @@ int main(int argc, char **argv)
     fpa_data_path(&A, "dot", path, sizeof path);
     fpl_csv_t *csv = fpl_csv_open(path, A.command, A.seed,
                                   "data,input,acc,order,rnd,n,u_acc,reps,overflows,median_err,"
-                                  "q10_err,q90_err,mean_err,ci_lo_err,ci_hi_err,median_rel,gamma_n,"
+                                  "q10_err,q90_err,max_err,mean_err,ci_lo_err,ci_hi_err,median_rel,gamma_n,"
                                   "hm_bound");
     fpa_data_path(&A, "dot_fit", path, sizeof path);
     fpl_csv_t *fcsv = fpl_csv_open(path, A.command, A.seed,
@@ -259,11 +259,12 @@ int main(int argc, char **argv)
             double lam = fpl_hm_lambda(n, cfg[c].u, 0.01);
             const char *ord = cfg[c].order == FPL_ORDER_SEQ ? "seq"
                               : cfg[c].order == FPL_ORDER_PAIRWISE ? "pairwise" : "blocked";
-            fpl_csv_row(csv, "%s,%s,%s,%s,%s,%zu,%.17g,%d,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
+            fpl_csv_row(csv, "%s,%s,%s,%s,%s,%zu,%.17g,%d,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
                         "%.17g,%.17g,%.17g",
                         data_name[cfg[c].data], inputs[cfg[c].in], acc_name[cfg[c].acc], ord,
                         fpl_rmode_name(cfg[c].rnd), n, cfg[c].u, reps, ovf[c * K + j],
-                        S[c * K + j].median, S[c * K + j].q10, S[c * K + j].q90, S[c * K + j].mean,
+                        S[c * K + j].median, S[c * K + j].q10, S[c * K + j].q90, S[c * K + j].max,
+                        S[c * K + j].mean,
                         S[c * K + j].ci_lo, S[c * K + j].ci_hi, R[c * K + j].median,
                         fpl_gamma(n, cfg[c].u), fpl_hm_bound(n, cfg[c].u, lam));
         }

@@ -47,6 +47,8 @@ FPL_INLINE double round_to(const rounder_t *r, double x, fpl_sr_t *sr)
 FPL_INLINE double add_once(const rounder_t *r, double s, double p, fpl_sr_t *sr)
 {
     double h = s + p;
+    if (h == 0 && r->mode == FPL_RDOWN) /* IEEE 754: an exact zero sum is -0 rounding down */
+        h = (signbit(s) || signbit(p)) ? -0.0 : 0.0;
     if (r->wide)
         return h;
     if (r->native32) {

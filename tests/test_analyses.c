@@ -1,0 +1,248 @@
+/* test_analyses.c -- the experiments at --quick size: reproducibility for
+ * any thread count, measured errors against the theory's bounds */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+
+static char dir1[] = "/tmp/fplab-an1-XXXXXX", dir2[] = "/tmp/fplab-an2-XXXXXX",
+            dir3[] = "/tmp/fplab-an3-XXXXXX";
+static char out1[65536];
+
+static const char *builddir(void)
+{
+    const char *f = getenv("FPLAB");
+    static char d[4096];
+    snprintf(d, sizeof d, "%s", f ? f : "src/cli/fplab");
+    char *s = strstr(d, "/src/cli/");
+    if (s)
+        *s = '\0';
+    return d;
+}
+
+/* run a shell command, capture stdout into buf; return exit status */
+static int sh(char *buf, size_t n, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *fp = popen(cmd, "r");
+    assert_non_null(fp);
+    size_t len = buf ? fread(buf, 1, n - 1, fp) : 0;
+    if (buf)
+        buf[len] = '\0';
+    else
+        while (fgetc(fp) != EOF)
+            ;
+    int st = pclose(fp);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        fail_msg("cannot read %s", path);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
+    b[n] = '\0';
+    fclose(fp);
+    return b;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!mkdtemp(dir1) || !mkdtemp(dir2) || !mkdtemp(dir3))
+        return -1;
+    if (sh(out1, sizeof out1, "'%s/analyses/dot' --quick --out '%s' --threads 1", builddir(), dir1))
+        return -1;
+    if (sh(NULL, 0, "'%s/analyses/dot' --quick --out '%s' --threads 2 >/dev/null", builddir(), dir2))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", dir1, dir2, dir3);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Same seed, 1 or 2 threads: byte-identical CSV. */
+static void test_analyses_dot_thread_independent(void **state)
+{
+    (void)state;
+    const char *files[] = {"dot.csv", "dot_fit.csv", "dot_verdicts.csv", "dot_reference.csv"};
+    for (size_t i = 0; i < 4; i++) {
+        char p1[256], p2[256];
+        snprintf(p1, sizeof p1, "%s/data/%s", dir1, files[i]);
+        snprintf(p2, sizeof p2, "%s/data/%s", dir2, files[i]);
+        char *a = slurp(p1), *b = slurp(p2);
+        if (strcmp(a, b))
+            fail_msg("%s differs between 1 and 2 threads", files[i]);
+        assert_non_null(strstr(a, "# seed: 1\n"));
+        free(a);
+        free(b);
+    }
+}
+
+typedef struct {
+    char data[16], input[16], acc[16], order[16], rnd[8];
+    double n, u, max_err, median;
+    int overflows;
+} row_t;
+
+static size_t read_rows(row_t *rows, size_t cap)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/data/dot.csv", dir1);
+    char *txt = slurp(path), *save = NULL;
+    size_t k = 0;
+    for (char *line = strtok_r(txt, "\n", &save); line && k < cap; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || !strncmp(line, "data,", 5))
+            continue;
+        row_t *r = &rows[k];
+        int reps;
+        double q10, q90;
+        if (sscanf(line, "%15[^,],%15[^,],%15[^,],%15[^,],%7[^,],%lf,%lf,%d,%d,%lf,%lf,%lf,%lf", r->data,
+                   r->input, r->acc, r->order, r->rnd, &r->n, &r->u, &reps, &r->overflows,
+                   &r->median, &q10, &q90, &r->max_err) != 13)
+            fail_msg("bad row: %s", line);
+        k++;
+    }
+    free(txt);
+    return k;
+}
+
+/* Every measured error lies below the deterministic bound gamma_n (with
+ * 2u per rounding for stochastic rounding), written out here. */
+static void test_analyses_dot_errors_below_gamma(void **state)
+{
+    (void)state;
+    static row_t rows[4096];
+    size_t n = read_rows(rows, 4096), checked = 0;
+    assert_true(n > 500);
+    for (size_t i = 0; i < n; i++) {
+        row_t *r = &rows[i];
+        if (r->overflows)
+            continue;
+        double u = !strcmp(r->rnd, "sr") ? 2 * r->u : r->u;
+        double nu = r->n * u;
+        if (nu >= 1)
+            continue;
+        double gamma = nu / (1 - nu);
+        if (r->max_err > gamma)
+            fail_msg("%s %s %s %s %s n=%g: max error %g > gamma_n %g", r->data, r->input, r->acc,
+                     r->order, r->rnd, r->n, r->max_err, gamma);
+        checked++;
+    }
+    assert_true(checked > 300);
+}
+
+static double exponent(const char *data, const char *input, const char *acc, const char *order,
+                       const char *rnd)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/data/dot_fit.csv", dir1);
+    char *txt = slurp(path), *save = NULL;
+    char key[128];
+    snprintf(key, sizeof key, "%s,%s,%s,%s,%s,", data, input, acc, order, rnd);
+    double b = NAN;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        if (!strncmp(line, key, strlen(key)))
+            b = strtod(line + strlen(key), NULL);
+    free(txt);
+    return b;
+}
+
+/* Growth exponents in the ranges the theory states. */
+static void test_analyses_dot_exponents(void **state)
+{
+    (void)state;
+    double b;
+    /* recursive summation of positive data, wide accumulator: ~sqrt(n) (Higham & Mary 2019) */
+    b = exponent("uniform", "fp32", "fp32", "seq", "rne");
+    assert_true(b > 0.3 && b < 0.7);
+    /* stochastic rounding: ~sqrt(n) unconditionally (Connolly, Higham & Mary 2021) */
+    b = exponent("uniform", "fp16", "same", "seq", "sr");
+    assert_true(b > 0.3 && b < 0.7);
+    /* zero-mean data: nearly independent of n (Higham & Mary 2020) */
+    b = exponent("normal", "fp32", "fp32", "seq", "rne");
+    assert_true(fabs(b) < 0.3);
+    /* pairwise summation: error grows like log n at most */
+    b = exponent("uniform", "fp16", "same", "pairwise", "rne");
+    assert_true(b < 0.3);
+    /* low-precision RN accumulation of positive data grows faster than sqrt(n) before it stagnates */
+    b = exponent("uniform", "fp16", "same", "seq", "rne");
+    assert_true(b > 0.7);
+}
+
+static void test_analyses_dot_verdicts(void **state)
+{
+    (void)state;
+    const char *ids[] = {"verdict T1 ", "verdict T1-decay "};
+    for (int i = 0; i < 2; i++) {
+        char *v = strstr(out1, ids[i]);
+        if (!v)
+            fail_msg("no '%s' line in:\n%s", ids[i], out1);
+        v += strlen(ids[i]);
+        assert_true(!strncmp(v, "holds ", 6) || !strncmp(v, "conditional ", 12) ||
+                    !strncmp(v, "refuted ", 8));
+    }
+    /* with zero-mean data flat and recursive sums never decaying, the
+     * "decays like 1/sqrt(d)" version must be refuted */
+    assert_non_null(strstr(out1, "verdict T1-decay refuted "));
+}
+
+/* fplab run finds the program and gives the same data. */
+static void test_analyses_fplab_run(void **state)
+{
+    (void)state;
+    char out[65536];
+    assert_int_equal(sh(out, sizeof out, "'%s' run dot --quick --out '%s' --seed 1", getenv("FPLAB"),
+                        dir3), 0);
+    assert_string_equal(out, out1);
+    char p1[256], p3[256];
+    snprintf(p1, sizeof p1, "%s/data/dot.csv", dir1);
+    snprintf(p3, sizeof p3, "%s/data/dot.csv", dir3);
+    char *a = slurp(p1), *b = slurp(p3);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    /* bad input: one message, non-zero status */
+    char err[4096];
+    assert_int_equal(sh(err, sizeof err, "'%s' run dot --seed 2>&1", getenv("FPLAB")), 2);
+    assert_non_null(strstr(err, "needs a value"));
+    assert_int_equal(sh(err, sizeof err, "'%s' run nosuch 2>&1", getenv("FPLAB")), 2);
+    assert_non_null(strstr(err, "unknown analysis"));
+    assert_true(sh(err, sizeof err, "'%s/analyses/dot' --threads 0 2>&1", builddir()) != 0);
+    assert_non_null(strstr(err, "bad value"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_analyses_dot_thread_independent),
+        cmocka_unit_test(test_analyses_dot_errors_below_gamma),
+        cmocka_unit_test(test_analyses_dot_exponents),
+        cmocka_unit_test(test_analyses_dot_verdicts),
+        cmocka_unit_test(test_analyses_fplab_run),
+    };
+    return cmocka_run_group_tests_name("analyses", tests, setup, teardown);
+}

@@ -6,11 +6,13 @@
 #include "bounds.h"
 #include "error.h"
 #include "format.h"
+#include "kernels.h"
 #include "policy.h"
 #include "plot.h"
 #include "records.h"
 #include "round.h"
 #include "stats.h"
+#include "track.h"
 
 /* The library's version, e.g. "0.1.0". */
 const char *fpl_version(void);

@@ -356,13 +356,17 @@ static const char usage_run[] =
     "analyses:\n"
     "  dot        T1: error of length-n dot products against n (formats, accumulators,\n"
     "             orders, rounding modes; positive and zero-mean data)\n"
+    "  residual   T2: per-layer error of residual stacks with pre-LN, post-LN, RMSNorm\n"
+    "             and no normalisation (total, introduced, inherited, amplification)\n"
+    "  layernorm  T3: LayerNorm against scale-like and random perturbations; the error\n"
+    "             of LayerNorm statistics in low precision\n"
     "\n"
     "  --quick      small sizes (seconds; what the tests run)\n"
     "  --out DIR    where data/ and plots/ go\n"
     "  --seed N     master seed (default 1)\n"
     "  --threads N  OpenMP threads (default: all cores)\n";
 
-static const char *const analyses[] = {"dot"};
+static const char *const analyses[] = {"dot", "residual", "layernorm"};
 
 static int help(const char *text)
 {

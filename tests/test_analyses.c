@@ -16,7 +16,7 @@
 
 static char dir1[] = "/tmp/fplab-an1-XXXXXX", dir2[] = "/tmp/fplab-an2-XXXXXX",
             dir3[] = "/tmp/fplab-an3-XXXXXX";
-static char out1[65536];
+static char out1[65536], out_res[65536], out_ln[65536];
 
 static const char *builddir(void)
 {
@@ -73,6 +73,16 @@ static int setup(void **state)
         return -1;
     if (sh(NULL, 0, "'%s/analyses/dot' --quick --out '%s' --threads 2 >/dev/null", builddir(), dir2))
         return -1;
+    const char *more[] = {"residual", "layernorm"};
+    char *outs[] = {out_res, out_ln};
+    for (int i = 0; i < 2; i++) {
+        if (sh(outs[i], sizeof out_res, "'%s/analyses/%s' --quick --out '%s' --threads 1",
+               builddir(), more[i], dir1))
+            return -1;
+        if (sh(NULL, 0, "'%s/analyses/%s' --quick --out '%s' --threads 2 >/dev/null", builddir(),
+               more[i], dir2))
+            return -1;
+    }
     return 0;
 }
 
@@ -88,8 +98,10 @@ static int teardown(void **state)
 static void test_analyses_dot_thread_independent(void **state)
 {
     (void)state;
-    const char *files[] = {"dot.csv", "dot_fit.csv", "dot_verdicts.csv", "dot_reference.csv"};
-    for (size_t i = 0; i < 4; i++) {
+    const char *files[] = {"dot.csv",          "dot_fit.csv",           "dot_verdicts.csv",
+                           "dot_reference.csv", "residual.csv",         "residual_verdicts.csv",
+                           "layernorm.csv",     "layernorm_stats.csv",  "layernorm_verdicts.csv"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p1[256], p2[256];
         snprintf(p1, sizeof p1, "%s/data/%s", dir1, files[i]);
         snprintf(p2, sizeof p2, "%s/data/%s", dir2, files[i]);
@@ -235,6 +247,95 @@ static void test_analyses_fplab_run(void **state)
     assert_non_null(strstr(err, "bad value"));
 }
 
+
+/* T2: with the identity path, each block passes on what it inherits about
+ * unchanged, so the total error never exceeds what the blocks introduced
+ * (plus the input's) by more than the spread of the amplification. */
+static void test_analyses_residual_accumulation(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/data/residual.csv", dir1);
+    char *txt = slurp(path), *save = NULL;
+    double sum_intro = 0;
+    char last_key[64] = "";
+    size_t rows = 0;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || !strncmp(line, "variant,", 8))
+            continue;
+        char var[16], pol[16];
+        int layer, reps;
+        size_t dm, tok;
+        double tot, q10, q90, intro, inher, amp;
+        if (sscanf(line, "%15[^,],%15[^,],%d,%zu,%zu,%d,%lf,%lf,%lf,%lf,%lf,%lf", var, pol, &layer,
+                   &dm, &tok, &reps, &tot, &q10, &q90, &intro, &inher, &amp) != 12)
+            fail_msg("bad row %s", line);
+        char key[64];
+        snprintf(key, sizeof key, "%s/%s", var, pol);
+        if (strcmp(key, last_key)) {
+            sum_intro = 0;
+            snprintf(last_key, sizeof last_key, "%s", key);
+        }
+        sum_intro += intro;
+        rows++;
+        if (layer > 1 && (amp < 0.8 || amp > 1.25))
+            fail_msg("%s layer %d: amplification %g outside [0.8, 1.25]", key, layer, amp);
+        /* the input is rounded to the activation format: at most u of it */
+        if (tot > 1.5 * sum_intro + 0x1p-3)
+            fail_msg("%s layer %d: total %g exceeds the introduced errors' sum %g", key, layer,
+                     tot, sum_intro);
+        double u = !strcmp(pol, "bf16") ? 0x1p-8 : !strcmp(pol, "fp16") ? 0x1p-11 : 0;
+        if (u > 0 && intro > 8 * u)
+            fail_msg("%s layer %d: a block introduces %g > 8u", key, layer, intro);
+    }
+    assert_int_equal(rows, 4 * 4 * 16);
+    free(txt);
+    assert_non_null(strstr(out_res, "verdict T2 "));
+}
+
+/* T3: LayerNorm is invariant to a common scale and shift of its input
+ * (exactly, but for its epsilon); a random perturbation passes at about
+ * its own size. */
+static void test_analyses_layernorm_invariance(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/data/layernorm.csv", dir1);
+    char *txt = slurp(path), *save = NULL;
+    size_t rows = 0;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || !strncmp(line, "perturbation,", 13))
+            continue;
+        char kind[16];
+        size_t d;
+        int reps;
+        double size, med;
+        if (sscanf(line, "%15[^,],%zu,%d,%lf,%lf", kind, &d, &reps, &size, &med) != 5)
+            fail_msg("bad row %s", line);
+        rows++;
+        if (!strcmp(kind, "random"))
+            assert_true(med > 0.5 && med < 2);
+        else
+            assert_true(med < 1e-3);
+    }
+    assert_int_equal(rows, 15);
+    free(txt);
+    snprintf(path, sizeof path, "%s/data/layernorm_stats.csv", dir1);
+    txt = slurp(path);
+    /* fp32 statistics: relative error far below bf16's unit roundoff */
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        if (!strncmp(line, "fp32,", 5)) {
+            double mean, med;
+            size_t d;
+            int reps;
+            assert_int_equal(sscanf(line, "fp32,%lf,%zu,%d,%lf", &mean, &d, &reps, &med), 4);
+            assert_true(med < 1e-5);
+        }
+    free(txt);
+    assert_non_null(strstr(out_ln, "verdict T3 holds "));
+    assert_non_null(strstr(out_ln, "verdict T3-stats "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +344,8 @@ int main(void)
         cmocka_unit_test(test_analyses_dot_exponents),
         cmocka_unit_test(test_analyses_dot_verdicts),
         cmocka_unit_test(test_analyses_fplab_run),
+        cmocka_unit_test(test_analyses_residual_accumulation),
+        cmocka_unit_test(test_analyses_layernorm_invariance),
     };
     return cmocka_run_group_tests_name("analyses", tests, setup, teardown);
 }

@@ -311,6 +311,132 @@ static void test_engine_plot(void **state)
     rmdir(dir);
 }
 
+
+/* ---- kernels and the tracker, on layers with known answers --------------- */
+
+static void test_engine_kernels(void **state)
+{
+    (void)state;
+    fpl_policy_t ex;
+    fpl_policy_exact(&ex);
+    double x[4] = {1, 2, 3, 4}, y[4];
+    fpl_layernorm(&ex, x, y, 4, 0.0, NULL);
+    for (int i = 0; i < 4; i++) /* mean 2.5, variance 1.25 */
+        assert_true(fabs(y[i] - (x[i] - 2.5) / sqrt(1.25)) < 1e-15);
+    fpl_rmsnorm(&ex, x, y, 4, 0.0, NULL);
+    for (int i = 0; i < 4; i++) /* mean square 7.5 */
+        assert_true(fabs(y[i] - x[i] / sqrt(7.5)) < 1e-15);
+    double g[3] = {0, 10, -10}, gy[3];
+    fpl_gelu(&ex, g, gy, 3, NULL);
+    assert_true(gy[0] == 0 && fabs(gy[1] - 10) < 1e-15 && fabs(gy[2]) < 1e-20);
+    /* fp32 statistics stay close to the exact ones; outputs rounded to out */
+    fpl_policy_t p = pol("a=fp32,out=bf16,norm=fp32");
+    fpl_layernorm(&p, x, y, 4, 0.0, NULL);
+    fpl_format_t bf;
+    fpl_format_parse("bf16", &bf);
+    for (int i = 0; i < 4; i++) {
+        assert_true(fpl_format_contains(&bf, y[i]));
+        assert_true(fabs(y[i] - (x[i] - 2.5) / sqrt(1.25)) <= 0x1p-8 * fabs(y[i]) * 1.01);
+    }
+    /* int8 weights: per-row absmax scale, at most 255 levels, max kept */
+    fpl_policy_t q = pol("w=int8,a=fp32");
+    double W[2 * 5] = {0.1, -0.5, 0.25, 0.3, 0.0, 10, 1, 2, 3, -7}, Wq[10];
+    fpl_weights(&q, W, Wq, 2, 5);
+    assert_true(Wq[1] == -0.5 && Wq[5] == 10);
+    for (int i = 0; i < 10; i++) {
+        double s = i < 5 ? 0.5 / 127 : 10.0 / 127;
+        double k = Wq[i] / s;
+        assert_true(fabs(k - nearbyint(k)) < 1e-4 && fabs(Wq[i] - W[i]) <= s / 2 * 1.0001);
+    }
+}
+
+typedef struct {
+    int kind; /* 0 identity, 1 times two, 2 round to e4m3, 3 square the error */
+    const double *center;
+} toy_t;
+
+static int toy_forward(const fpl_layer_t *L, const double *x, double *y, const fpl_policy_t *p,
+                       fpl_sr_t *sr)
+{
+    const toy_t *t = L->state;
+    for (size_t i = 0; i < L->in_dim; i++) {
+        switch (t->kind) {
+        case 0: y[i] = x[i]; break;
+        case 1: y[i] = 2 * x[i]; break;
+        case 2: y[i] = p->exact ? x[i] : fpl_round(&p->out, x[i], p->rnd, sr); break;
+        default: y[i] = (x[i] - t->center[i]) * (x[i] - t->center[i]); break; /* exact */
+        }
+    }
+    return 0;
+}
+
+static void test_engine_track_closed_form(void **state)
+{
+    (void)state;
+    enum { D = 64 };
+    double x0[D];
+    fpt_rng_t rng;
+    fpt_rng_init(&rng, 13);
+    for (int i = 0; i < D; i++)
+        x0[i] = 1 + (double)(fpt_rng_u64(&rng) >> 11) * 0x1p-53; /* in [1, 2): not bf16 values */
+    double c[D]; /* the reference input of the squaring layer: 2 x0 */
+    for (int i = 0; i < D; i++)
+        c[i] = 2 * x0[i];
+    toy_t id = {0, NULL}, two = {1, NULL}, rnd = {2, NULL}, sq = {3, c};
+    fpl_layer_t L[4] = {{"identity", D, D, toy_forward, &id}, {"times two", D, D, toy_forward, &two},
+                        {"round", D, D, toy_forward, &rnd}, {"square", D, D, toy_forward, &sq}};
+    fpl_policy_t p = pol("a=bf16,out=e4m3");
+    fpl_track_report_t R[4];
+    fpl_err_t in;
+    assert_int_equal(fpl_track(L, 4, x0, &p, NULL, &in, R), 0);
+    assert_true(in.rel > 0 && in.rel <= 0x1p-8); /* the input rounded to bf16 */
+    /* identity: introduces nothing, passes the input error unchanged */
+    assert_true(R[0].introduced.rel == 0);
+    assert_true(R[0].total.rel == in.rel && R[0].amplification == 1);
+    /* exact doubling: no new error, relative error unchanged, absolute doubled */
+    assert_true(R[1].introduced.rel == 0 && R[1].amplification == 1);
+    assert_true(R[1].total.maxabs == 2 * R[0].total.maxabs);
+    /* rounding to e4m3: introduces at most u = 2^-4, inherits the rest */
+    assert_true(R[2].introduced.rel > 0 && R[2].introduced.rel <= 0x1p-4);
+    assert_true(R[2].introduced.ulps <= 0.5);
+    assert_true(R[2].inherited.rel == R[1].total.rel && R[2].amplification == 1);
+    /* the layer (x - c)^2 centred on its reference input: its inherited
+     * absolute error is the square of the incoming one */
+    double in_max = R[2].total.maxabs;
+    assert_true(in_max > 0);
+    assert_true(R[3].inherited.maxabs == in_max * in_max);
+    /* exact policy: nothing at all */
+    fpl_policy_t ex;
+    fpl_policy_exact(&ex);
+    assert_int_equal(fpl_track(L, 3, x0, &ex, NULL, &in, R), 0);
+    assert_true(in.rel == 0 && R[2].total.rel == 0 && isinf(R[2].total.sqnr_db));
+    assert_true(R[2].total.cosine == 1);
+    /* layers that do not chain */
+    fpl_layer_t bad[2] = {{"a", D, D, toy_forward, &id}, {"b", D + 1, D, toy_forward, &id}};
+    assert_int_equal(fpl_track(bad, 2, x0, &p, NULL, &in, R), FPL_EINVAL);
+    assert_non_null(strstr(fpl_last_error(), "layer 1"));
+}
+
+static void test_engine_error_metrics(void **state)
+{
+    (void)state;
+    fpl_format_t f;
+    fpl_format_parse("bf16", &f);
+    double b[3] = {1, -2, 4}, a[3];
+    for (int i = 0; i < 3; i++)
+        a[i] = b[i] * (1 + 0x1p-10);
+    fpl_err_t e;
+    fpl_error_metrics(a, b, 3, &f, &e);
+    assert_true(fabs(e.rel - 0x1p-10) < 1e-15);
+    assert_true(e.maxabs == 4 * 0x1p-10);
+    assert_true(fabs(e.sqnr_db - 20 * log10(1024.0)) < 1e-9);
+    assert_true(fabs(e.cosine - 1) < 1e-15);
+    assert_true(fabs(e.ulps - 0x1p-10 / 0x1p-7) < 1e-12); /* ulp(1) in bf16 is 2^-7 */
+    a[1] = INFINITY;
+    fpl_error_metrics(a, b, 3, &f, &e);
+    assert_true(isinf(e.rel) && isinf(e.maxabs));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +449,9 @@ int main(void)
         cmocka_unit_test(test_engine_stats),
         cmocka_unit_test(test_engine_records_atomic),
         cmocka_unit_test(test_engine_plot),
+        cmocka_unit_test(test_engine_kernels),
+        cmocka_unit_test(test_engine_track_closed_form),
+        cmocka_unit_test(test_engine_error_metrics),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

@@ -106,6 +106,13 @@ void fpa_plot_base(const fpa_t *a, const char *file, char *buf, size_t n)
     snprintf(buf, n, "%s/%s", a->plot_dir, file);
 }
 
+fpl_csv_t *fpa_csv(const fpa_t *a, const char *file, const char *columns)
+{
+    char path[4200];
+    fpa_data_path(a, file, path, sizeof path);
+    return fpl_csv_open(path, a->command, a->seed, columns);
+}
+
 void fpa_render(fpa_t *a, fpl_plot_t *p, const char *file, double w, double h)
 {
     char base[4200];
@@ -138,11 +145,10 @@ struct fpa_verdicts {
 
 fpa_verdicts_t *fpa_verdicts_open(fpa_t *a)
 {
-    char path[4200], file[256];
+    char file[256];
     snprintf(file, sizeof file, "%s_verdicts", a->name);
-    fpa_data_path(a, file, path, sizeof path);
     fpa_verdicts_t *v = calloc(1, sizeof *v);
-    if (v && !(v->csv = fpl_csv_open(path, a->command, a->seed, "claim,verdict,reason"))) {
+    if (v && !(v->csv = fpa_csv(a, file, "claim,verdict,reason"))) {
         free(v);
         v = NULL;
     }

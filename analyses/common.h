@@ -28,6 +28,10 @@ int fpa_init(fpa_t *a, const char *name, const char *summary, int argc, char **a
 void fpa_data_path(const fpa_t *a, const char *file, char *buf, size_t n);
 void fpa_plot_base(const fpa_t *a, const char *file, char *buf, size_t n);
 
+/* Open DIR/data/FILE.csv with the provenance header and `columns`;
+ * NULL on failure (fpl_last_error says why). */
+fpl_csv_t *fpa_csv(const fpa_t *a, const char *file, const char *columns);
+
 /* Render a figure; on failure (no gnuplot) print one line and remember it. */
 void fpa_render(fpa_t *a, fpl_plot_t *p, const char *file, double w, double h);
 

@@ -229,14 +229,11 @@ int main(int argc, char **argv)
     }
 
     /* ---- summaries, fits, CSV ------------------------------------------ */
-    char path[4200];
-    fpa_data_path(&A, "dot", path, sizeof path);
-    fpl_csv_t *csv = fpl_csv_open(path, A.command, A.seed,
+    fpl_csv_t *csv = fpa_csv(&A, "dot",
                                   "data,input,acc,order,rnd,n,u_acc,reps,overflows,median_err,"
                                   "q10_err,q90_err,max_err,mean_err,ci_lo_err,ci_hi_err,median_rel,gamma_n,"
                                   "hm_bound");
-    fpa_data_path(&A, "dot_fit", path, sizeof path);
-    fpl_csv_t *fcsv = fpl_csv_open(path, A.command, A.seed,
+    fpl_csv_t *fcsv = fpa_csv(&A, "dot_fit",
                                    "data,input,acc,order,rnd,exponent,exponent_lo,exponent_hi,"
                                    "rel_exponent,rel_exponent_lo,rel_exponent_hi");
     if (!csv || !fcsv)
@@ -277,8 +274,7 @@ int main(int argc, char **argv)
                     fpl_rmode_name(cfg[c].rnd), F[c].b, F[c].lo, F[c].hi, FR[c].b, FR[c].lo,
                     FR[c].hi);
     }
-    fpa_data_path(&A, "dot_reference", path, sizeof path);
-    fpl_csv_t *rcsv = fpl_csv_open(path, A.command, A.seed, "check,value");
+    fpl_csv_t *rcsv = fpa_csv(&A, "dot_reference", "check,value");
     if (!rcsv)
         return fpa_fail(&A, "cannot write results");
     fpl_csv_row(rcsv, "max_reference_error_normalised,%.17g", ref_worst);

@@ -117,13 +117,10 @@ int main(int argc, char **argv)
         }
 
     /* ---- CSV ---------------------------------------------------------------- */
-    char path[4200];
-    fpa_data_path(&A, "layernorm", path, sizeof path);
-    fpl_csv_t *c1 = fpl_csv_open(path, A.command, A.seed,
+    fpl_csv_t *c1 = fpa_csv(&A, "layernorm",
                                  "perturbation,d,reps,relative_size,median_amplification,"
                                  "q10_amplification,q90_amplification");
-    fpa_data_path(&A, "layernorm_stats", path, sizeof path);
-    fpl_csv_t *c2 = fpl_csv_open(path, A.command, A.seed,
+    fpl_csv_t *c2 = fpa_csv(&A, "layernorm_stats",
                                  "norm_format,input_mean,d,reps,median_rel_error,q10_rel_error,"
                                  "q90_rel_error");
     if (!c1 || !c2)

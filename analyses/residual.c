@@ -189,9 +189,7 @@ int main(int argc, char **argv)
     /* ---- summaries over repetitions -------------------------------------- */
     layer_sum_t *S = calloc((size_t)NVAR * NPOL * depth, sizeof *S);
     double *tmp = malloc((size_t)reps * sizeof *tmp);
-    char path[4200];
-    fpa_data_path(&A, "residual", path, sizeof path);
-    fpl_csv_t *csv = fpl_csv_open(path, A.command, A.seed,
+    fpl_csv_t *csv = fpa_csv(&A, "residual",
                                   "variant,policy,layer,d_model,tokens,reps,median_total_rel,"
                                   "q10_total_rel,q90_total_rel,median_introduced_rel,"
                                   "median_inherited_rel,median_amplification,median_sqnr_db,"

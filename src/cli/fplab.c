@@ -427,21 +427,29 @@ static void put_kv(FILE *fp, const char *key, double v)
     fprintf(fp, " (%.17g)\n", v);
 }
 
-static int cmd_info(int argc, char **argv)
+/* The preamble of commands taking exactly one FORMAT: options, --help,
+ * the format, no stray arguments.  Returns the exit status to stop with,
+ * or -1 to go on with *f filled. */
+static int one_format_command(const char *cmd, int argc, char **argv, unsigned mask,
+                              const char *usage, fpl_format_t *f)
 {
     opts_t o;
-    fpl_format_t f;
-    int rc = parse_opts("info", argc, argv, OPT_OVERFLOW, &o);
-    if (!rc && o.help) {
-        free(o.pos);
-        return help(usage_info);
-    }
-    if (!rc)
-        rc = get_format("info", &o, &f);
-    if (!rc && o.npos > 1)
-        rc = die(EXIT_USAGE, "info: unexpected argument '%s'", o.pos[1]);
+    int rc = parse_opts(cmd, argc, argv, mask, &o);
+    if (!rc && o.help)
+        rc = help(usage) ? 1 : 0;
+    else if (!rc && !(rc = get_format(cmd, &o, f)) && o.npos > 1)
+        rc = die(EXIT_USAGE, "%s: unexpected argument '%s'", cmd, o.pos[1]);
+    else if (!rc)
+        rc = -1;
     free(o.pos);
-    if (rc)
+    return rc;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    fpl_format_t f;
+    int rc = one_format_command("info", argc, argv, OPT_OVERFLOW, usage_info, &f);
+    if (rc >= 0)
         return rc;
     out_t out;
     if (out_open(&out))
@@ -504,19 +512,9 @@ static const char *classify(const fpl_format_t *f, uint64_t code, double v)
 
 static int cmd_table(int argc, char **argv)
 {
-    opts_t o;
     fpl_format_t f;
-    int rc = parse_opts("table", argc, argv, 0, &o);
-    if (!rc && o.help) {
-        free(o.pos);
-        return help(usage_table);
-    }
-    if (!rc)
-        rc = get_format("table", &o, &f);
-    if (!rc && o.npos > 1)
-        rc = die(EXIT_USAGE, "table: unexpected argument '%s'", o.pos[1]);
-    free(o.pos);
-    if (rc)
+    int rc = one_format_command("table", argc, argv, 0, usage_table, &f);
+    if (rc >= 0)
         return rc;
     if (f.nbits > 16)
         return die(EXIT_USAGE, "table: %s has %d bits; tables are for formats of 16 bits or less",

@@ -186,6 +186,8 @@ uint64_t fpa_stream_seed(uint64_t seed, uint64_t cfg, uint64_t rep)
     return z ^ (z >> 31);
 }
 
+int fpa_finish(const fpa_t *a) { return a->plot_failed ? 1 : 0; }
+
 int fpa_fail(const fpa_t *a, const char *what)
 {
     fprintf(stderr, "%s: %s: %s\n", a->name, what, fpl_last_error());

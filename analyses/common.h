@@ -50,6 +50,10 @@ int fpa_verdicts_close(fpa_verdicts_t *v);
  * thread that runs it. */
 uint64_t fpa_stream_seed(uint64_t seed, uint64_t cfg, uint64_t rep);
 
+/* The exit status of a finished analysis: 0, or 1 when a figure could not
+ * be drawn (the message was printed; the data were written). */
+int fpa_finish(const fpa_t *a);
+
 /* Exit status for a library failure: print fpl_last_error and return 1. */
 int fpa_fail(const fpa_t *a, const char *what);
 

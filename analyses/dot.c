@@ -447,5 +447,5 @@ int main(int argc, char **argv)
     free(F);
     free(FR);
     free(ovf);
-    return 0;
+    return fpa_finish(&A);
 }

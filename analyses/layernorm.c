@@ -9,6 +9,7 @@
 #include <gsl/gsl_rng.h>
 
 #include "common.h"
+#include "mpref.h"
 
 enum { P_SCALE, P_SHIFT, P_RANDOM, NPERT };
 static const char *const pert_name[NPERT] = {"scale", "shift", "random"};
@@ -19,14 +20,6 @@ static const char *const norm_fmt[] = {"fp32", "bf16", "fp16", "e4m3"};
 #define NNORM 4
 static const double means[] = {0.0, 8.0};
 #define NMEAN 2
-
-static double norm2(const double *v, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += v[i] * v[i];
-    return sqrt(s);
-}
 
 int main(int argc, char **argv)
 {
@@ -60,6 +53,7 @@ int main(int argc, char **argv)
     /* amp[i][p][r], err[i][m][k][r] */
     double *amp = malloc((size_t)nd * NPERT * (size_t)reps * sizeof *amp);
     double *err = malloc((size_t)nd * NMEAN * NNORM * (size_t)reps * sizeof *err);
+    double refe[8 * NMEAN] = {0}; /* the reference's own error, per (d, mean) */
     if (!amp || !err)
         return fpa_fail(&A, "out of memory");
 #pragma omp parallel for schedule(dynamic, 1) collapse(2)
@@ -68,38 +62,74 @@ int main(int argc, char **argv)
             size_t d = dims[i];
             gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
             gsl_rng_set(g, fpa_stream_seed(A.seed, (uint64_t)i, (uint64_t)r));
-            double *x = malloc(d * sizeof *x), *xp = malloc(d * sizeof *xp);
+            double *x = malloc(d * sizeof *x);
             double *y = malloc(d * sizeof *y), *yp = malloc(d * sizeof *yp),
                    *dl = malloc(d * sizeof *dl);
-            /* part A: exact LayerNorm, three kinds of perturbation */
-            for (size_t t = 0; t < d; t++)
-                x[t] = 0.5 + gsl_ran_gaussian(g, 1.0);
-            double nx = norm2(x, d);
-            for (size_t t = 0; t < d; t++)
-                dl[t] = gsl_ran_gaussian(g, 1.0);
-            double nd_ = norm2(dl, d);
-            fpl_layernorm(&exact, x, y, d, 1e-5, NULL);
-            double ny = norm2(y, d);
-            for (int p = 0; p < NPERT; p++) {
-                for (size_t t = 0; t < d; t++) {
-                    double delta = p == P_SCALE   ? eps_pert * x[t]
-                                   : p == P_SHIFT ? eps_pert * nx / sqrt((double)d)
-                                                  : eps_pert * nx * dl[t] / nd_;
-                    xp[t] = x[t] + delta;
-                }
-                fpl_layernorm(&exact, xp, yp, d, 1e-5, NULL);
-                double dy = 0;
-                for (size_t t = 0; t < d; t++)
-                    dy += (yp[t] - y[t]) * (yp[t] - y[t]);
-                amp[((size_t)i * NPERT + (size_t)p) * (size_t)reps + (size_t)r] =
-                    (sqrt(dy) / ny) / eps_pert;
+            /* part A, in MPFR at 256 bits: the perturbed inputs are formed
+             * exactly, so a pure scale or shift stays one (in binary64 the
+             * rounding of x + delta alone leaves a 2^-53/eps floor) */
+            mpfr_t *X = fpa_mp_alloc(d), *XP = fpa_mp_alloc(d), *Y = fpa_mp_alloc(d),
+                   *YP = fpa_mp_alloc(d);
+            mpfr_t nx, ny, nd_, dy, t;
+            mpfr_inits2(FPA_MP_PREC, nx, ny, nd_, dy, t, (mpfr_ptr)0);
+            mpfr_set_zero(nx, 1);
+            mpfr_set_zero(nd_, 1);
+            for (size_t k = 0; k < d; k++) {
+                mpfr_set_d(X[k], 0.5 + gsl_ran_gaussian(g, 1.0), MPFR_RNDN);
+                mpfr_fma(nx, X[k], X[k], nx, MPFR_RNDN);
+                dl[k] = gsl_ran_gaussian(g, 1.0);
+                mpfr_set_d(t, dl[k], MPFR_RNDN);
+                mpfr_fma(nd_, t, t, nd_, MPFR_RNDN);
             }
+            mpfr_sqrt(nx, nx, MPFR_RNDN);
+            mpfr_sqrt(nd_, nd_, MPFR_RNDN);
+            fpa_mp_norm(Y, X, d, 1e-5, 1);
+            mpfr_set_zero(ny, 1);
+            for (size_t k = 0; k < d; k++)
+                mpfr_fma(ny, Y[k], Y[k], ny, MPFR_RNDN);
+            mpfr_sqrt(ny, ny, MPFR_RNDN);
+            for (int p = 0; p < NPERT; p++) {
+                for (size_t k = 0; k < d; k++) {
+                    if (p == P_SCALE) {
+                        mpfr_mul_d(t, X[k], eps_pert, MPFR_RNDN);
+                    } else if (p == P_SHIFT) {
+                        mpfr_mul_d(t, nx, eps_pert, MPFR_RNDN);
+                        mpfr_div_d(t, t, sqrt((double)d), MPFR_RNDN);
+                    } else {
+                        mpfr_mul_d(t, nx, eps_pert * dl[k], MPFR_RNDN);
+                        mpfr_div(t, t, nd_, MPFR_RNDN);
+                    }
+                    mpfr_add(XP[k], X[k], t, MPFR_RNDN);
+                }
+                fpa_mp_norm(YP, XP, d, 1e-5, 1);
+                mpfr_set_zero(dy, 1);
+                for (size_t k = 0; k < d; k++) {
+                    mpfr_sub(t, YP[k], Y[k], MPFR_RNDN);
+                    mpfr_fma(dy, t, t, dy, MPFR_RNDN);
+                }
+                mpfr_sqrt(dy, dy, MPFR_RNDN);
+                mpfr_div(dy, dy, ny, MPFR_RNDN);
+                amp[((size_t)i * NPERT + (size_t)p) * (size_t)reps + (size_t)r] =
+                    mpfr_get_d(dy, MPFR_RNDN) / eps_pert;
+            }
+            mpfr_clears(nx, ny, nd_, dy, t, (mpfr_ptr)0);
+            fpa_mp_free(X, d);
+            fpa_mp_free(XP, d);
+            fpa_mp_free(YP, d);
             /* part B: the error of LayerNorm itself, statistics in low precision,
              * on bf16 activations */
             for (int m = 0; m < NMEAN; m++) {
-                for (size_t t = 0; t < d; t++)
-                    x[t] = fpl_round(&bf16, means[m] + gsl_ran_gaussian(g, 1.0), FPL_RNE, NULL);
+                for (size_t q = 0; q < d; q++)
+                    x[q] = fpl_round(&bf16, means[m] + gsl_ran_gaussian(g, 1.0), FPL_RNE, NULL);
                 fpl_layernorm(&exact, x, y, d, 1e-5, NULL);
+                if (r == 0) { /* the binary64 reference against MPFR */
+                    for (size_t k = 0; k < d; k++)
+                        mpfr_set_d(Y[k], x[k], MPFR_RNDN);
+                    mpfr_t *Z = fpa_mp_alloc(d);
+                    fpa_mp_norm(Z, Y, d, 1e-5, 1);
+                    refe[i * NMEAN + m] = fpa_mp_relerr(y, Z, d);
+                    fpa_mp_free(Z, d);
+                }
                 for (int k = 0; k < NNORM; k++) {
                     fpl_layernorm(&pol[k], x, yp, d, 1e-5, NULL);
                     fpl_err_t e;
@@ -108,8 +138,8 @@ int main(int argc, char **argv)
                         (size_t)r] = isnan(e.rel) ? INFINITY : e.rel;
                 }
             }
+            fpa_mp_free(Y, d);
             free(x);
-            free(xp);
             free(y);
             free(yp);
             free(dl);
@@ -142,8 +172,26 @@ int main(int argc, char **argv)
                             reps, SB[i][m][k].median, SB[i][m][k].q10, SB[i][m][k].q90);
             }
     }
-    if (fpl_csv_close(c1) || fpl_csv_close(c2))
+    /* the binary64 reference must be far more accurate than the smallest
+     * error it measures (fp32 statistics): by 1000x at least */
+    double ref_worst = 0, smallest = INFINITY;
+    for (int i = 0; i < nd; i++)
+        for (int m = 0; m < NMEAN; m++) {
+            ref_worst = fmax(ref_worst, refe[i * NMEAN + m]);
+            smallest = fmin(smallest, SB[i][m][0].median);
+        }
+    fpl_csv_t *c3 = fpa_csv(&A, "layernorm_reference", "check,value");
+    if (!c3)
         return fpa_fail(&A, "cannot write results");
+    fpl_csv_row(c3, "max_reference_error_relative,%.17g", ref_worst);
+    fpl_csv_row(c3, "smallest_measured_error,%.17g", smallest);
+    if (fpl_csv_close(c1) || fpl_csv_close(c2) || fpl_csv_close(c3))
+        return fpa_fail(&A, "cannot write results");
+    if (!(ref_worst * 1000 <= smallest)) {
+        fprintf(stderr, "layernorm: the reference's own error %.3g is not 1000x below the smallest "
+                        "measured error %.3g; refusing to report\n", ref_worst, smallest);
+        return 1;
+    }
 
     /* ---- figure ---------------------------------------------------------------- */
     fpl_plot_t *pl = fpl_plot_new();
@@ -203,7 +251,8 @@ int main(int argc, char **argv)
     int washes = sc * 100 < rnd;
     fpa_verdict(V, "T3", washes ? "holds" : (sc < rnd ? "conditional" : "refuted"),
                 "a common-scale perturbation comes out of LayerNorm amplified by at most %.2g "
-                "(a common shift by %.2g), a random one of the same size by at least %.2f "
+                "(a common shift by %.1g: zero at the 256-bit working precision), a random one of the "
+                "same size by at least %.2f "
                 "(d = %zu..%zu): the scale component is removed, the rest passes",
                 sc, sh, rnd, dims[0], dims[nd - 1]);
     /* low-precision statistics: ratio of their error to fp32 statistics' */
@@ -227,5 +276,5 @@ int main(int argc, char **argv)
         return fpa_fail(&A, "cannot write verdicts");
     free(amp);
     free(err);
-    return 0;
+    return fpa_finish(&A);
 }

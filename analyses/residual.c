@@ -9,6 +9,7 @@
 #include <gsl/gsl_rng.h>
 
 #include "common.h"
+#include "mpref.h"
 
 enum { PRE_LN, POST_LN, RMS, NONORM, NVAR };
 static const char *const var_name[NVAR] = {"preln", "postln", "rmsnorm", "nonorm"};
@@ -99,6 +100,56 @@ static int block_forward(const fpl_layer_t *L, const double *x, double *y, const
     return 0;
 }
 
+/* One block on one token in MPFR (256 bits): the check of the binary64
+ * reference path.  Returns ||y - y_mpfr|| / ||y_mpfr||. */
+static double mp_block_error(const block_t *B, const double *x, const double *y)
+{
+    size_t d = B->d, h = 4 * d;
+    mpfr_t *X = fpa_mp_alloc(d), *U = fpa_mp_alloc(d), *H = fpa_mp_alloc(h),
+           *F = fpa_mp_alloc(d), *Y = fpa_mp_alloc(d);
+    mpfr_t t;
+    mpfr_init2(t, FPA_MP_PREC);
+    for (size_t i = 0; i < d; i++)
+        mpfr_set_d(X[i], x[i], MPFR_RNDN);
+    mpfr_t *in = X;
+    if (B->variant == PRE_LN || B->variant == RMS) {
+        fpa_mp_norm(U, X, d, 1e-5, B->variant == PRE_LN);
+        in = U;
+    }
+    for (size_t r = 0; r < h; r++) { /* H = GELU(W1 in) */
+        mpfr_set_zero(H[r], 1);
+        for (size_t c = 0; c < d; c++) {
+            mpfr_mul_d(t, in[c], B->W1[r * d + c], MPFR_RNDN);
+            mpfr_add(H[r], H[r], t, MPFR_RNDN);
+        }
+        mpfr_div_d(t, H[r], -sqrt(2.0), MPFR_RNDN);
+        mpfr_erfc(t, t, MPFR_RNDN);
+        mpfr_mul(H[r], H[r], t, MPFR_RNDN);
+        mpfr_div_ui(H[r], H[r], 2, MPFR_RNDN);
+    }
+    for (size_t r = 0; r < d; r++) { /* F = W2 H, Y = X + F */
+        mpfr_set_zero(F[r], 1);
+        for (size_t c = 0; c < h; c++) {
+            mpfr_mul_d(t, H[c], B->W2[r * h + c], MPFR_RNDN);
+            mpfr_add(F[r], F[r], t, MPFR_RNDN);
+        }
+        mpfr_add(Y[r], X[r], F[r], MPFR_RNDN);
+    }
+    if (B->variant == POST_LN) {
+        fpa_mp_norm(U, Y, d, 1e-5, 1);
+        for (size_t r = 0; r < d; r++)
+            mpfr_set(Y[r], U[r], MPFR_RNDN);
+    }
+    double e = fpa_mp_relerr(y, Y, d);
+    mpfr_clear(t);
+    fpa_mp_free(X, d);
+    fpa_mp_free(U, d);
+    fpa_mp_free(H, h);
+    fpa_mp_free(F, d);
+    fpa_mp_free(Y, d);
+    return e;
+}
+
 typedef struct {
     fpl_summary_t total, intro, inher, amp, sqnr, cosine, ulps;
 } layer_sum_t;
@@ -129,6 +180,7 @@ int main(int argc, char **argv)
         return fpa_fail(&A, "out of memory");
     size_t done = 0;
     int failed = 0;
+    double refe[NVAR] = {0};
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t run = 0; run < runs; run++) {
         int v = (int)(run / ((size_t)NPOL * reps)), k = (int)(run / (size_t)reps % NPOL);
@@ -164,6 +216,14 @@ int main(int argc, char **argv)
             x0[i] = gsl_ran_gaussian(g, 1.0);
         fpl_sr_t sr;
         fpl_sr_seed(&sr, fpa_stream_seed(A.seed, 1000 + run, 0));
+        if (k == 0 && r == 0) { /* check the reference path of the first block */
+            double *y = malloc(d * T * sizeof *y);
+            fpl_policy_t ex;
+            fpl_policy_exact(&ex);
+            block_forward(&L[0], x0, y, &ex, NULL);
+            refe[v] = mp_block_error(&blocks[0], x0, y);
+            free(y);
+        }
         fpl_err_t in_err;
         if (fpl_track(L, depth, x0, &pol[k], &sr, &in_err, R + run * depth))
 #pragma omp atomic write
@@ -222,8 +282,26 @@ int main(int argc, char **argv)
                             l == 0 ? NAN : s->amp.median, -s->sqnr.median, -s->cosine.median,
                             s->ulps.max);
             }
-    if (fpl_csv_close(csv))
+    /* the reference must be 1000x more accurate than the smallest error it
+     * measures (the first block's introduced error, any variant or policy) */
+    double ref_worst = 0, smallest = INFINITY;
+    for (int v = 0; v < NVAR; v++) {
+        ref_worst = fmax(ref_worst, refe[v]);
+        for (int k = 0; k < NPOL; k++)
+            smallest = fmin(smallest, S[((size_t)v * NPOL + (size_t)k) * depth].intro.median);
+    }
+    fpl_csv_t *rc = fpa_csv(&A, "residual_reference", "check,value");
+    if (!rc)
         return fpa_fail(&A, "cannot write results");
+    fpl_csv_row(rc, "max_reference_error_relative,%.17g", ref_worst);
+    fpl_csv_row(rc, "smallest_measured_error,%.17g", smallest);
+    if (fpl_csv_close(csv) || fpl_csv_close(rc))
+        return fpa_fail(&A, "cannot write results");
+    if (!(ref_worst * 1000 <= smallest)) {
+        fprintf(stderr, "residual: the reference's own error %.3g is not 1000x below the smallest "
+                        "measured error %.3g; refusing to report\n", ref_worst, smallest);
+        return 1;
+    }
 
     /* ---- figures ------------------------------------------------------------ */
     fpl_plot_t *p = fpl_plot_new();
@@ -350,5 +428,5 @@ int main(int argc, char **argv)
     free(S);
     free(R);
     free(tmp);
-    return 0;
+    return fpa_finish(&A);
 }

@@ -336,6 +336,30 @@ static void test_analyses_layernorm_invariance(void **state)
     assert_non_null(strstr(out_ln, "verdict T3-stats "));
 }
 
+/* No gnuplot: the data are written, one line says how to install it, the
+ * exit status is non-zero, and no figure file is left behind. */
+static void test_analyses_without_gnuplot(void **state)
+{
+    (void)state;
+    char d[] = "/tmp/fplab-nognu-XXXXXX", err[8192], path[256];
+    assert_non_null(mkdtemp(d));
+    int st = sh(err, sizeof err, "FPL_GNUPLOT=/nonexistent/gnuplot '%s/analyses/layernorm' --quick "
+                                 "--out '%s' 2>&1 >/dev/null", builddir(), d);
+    assert_true(st != 0);
+    size_t lines = 0;
+    for (const char *p = err; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 1);
+    assert_non_null(strstr(err, "apt-get install gnuplot-nox"));
+    snprintf(path, sizeof path, "%s/data/layernorm.csv", d);
+    assert_int_equal(access(path, R_OK), 0);
+    snprintf(path, sizeof path, "%s/plots/layernorm.png", d);
+    assert_int_equal(access(path, F_OK), -1);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_analyses_fplab_run),
         cmocka_unit_test(test_analyses_residual_accumulation),
         cmocka_unit_test(test_analyses_layernorm_invariance),
+        cmocka_unit_test(test_analyses_without_gnuplot),
     };
     return cmocka_run_group_tests_name("analyses", tests, setup, teardown);
 }

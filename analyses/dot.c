@@ -343,7 +343,7 @@ int main(int argc, char **argv)
     size_t per = C / NDATA;
     fpl_plot_printf(p, "set multiplot layout 1,2 margins 0.2,0.98,0.06,0.94 spacing 0.12\n"
                        "set xlabel 'growth exponent b  (median error ∝ n^b, 95%% CI)'\n"
-                       "set yrange [-1:%zu]\nset xrange [-0.8:1.3]\nset grid noytics\n"
+                       "set yrange [-1:%zu]\nset xrange [-0.8:1.6]\nset grid noytics\n"
                        "set arrow 1 from 0.5, graph 0 to 0.5, graph 1 nohead ls 20\n"
                        "set arrow 2 from 1, graph 0 to 1, graph 1 nohead ls 21\n"
                        "set arrow 3 from -0.5, graph 0 to -0.5, graph 1 nohead lc rgb '#D55E00' dt 3\n"

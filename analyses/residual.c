@@ -305,7 +305,7 @@ int main(int argc, char **argv)
 
     /* ---- figures ------------------------------------------------------------ */
     fpl_plot_t *p = fpl_plot_new();
-    fpl_plot_printf(p, "set multiplot layout 2,2 margins 0.08,0.98,0.14,0.94 spacing 0.08,0.1\n"
+    fpl_plot_printf(p, "set multiplot layout 2,2 margins 0.08,0.98,0.17,0.94 spacing 0.08,0.12\n"
                        "set logscale y\nset format y '10^{%%T}'\nset xrange [1:%zu]\n"
                        "set xlabel 'layer (residual block)'\n"
                        "set ylabel 'relative error ‖ŷ - y‖ / ‖y‖'\n",
@@ -323,16 +323,18 @@ int main(int argc, char **argv)
         }
         fpl_plot_printf(p, "set title 'policy %s'\n", policies[k].spec);
         if (k == 0)
-            fpl_plot_printf(p, "set key at screen 0.5,0.005 center bottom horizontal maxcols 4 "
-                               "maxrows 2 box width -3\n");
+            fpl_plot_printf(p, "set key at screen 0.5,0.015 center bottom horizontal box\n"
+                               "set label 1 'solid: total error of the stack so far; dotted: error "
+                               "introduced by the block itself; bands: 10-90%% over repetitions' "
+                               "at screen 0.5,0.075 center\n");
         else
-            fpl_plot_printf(p, "unset key\n");
+            fpl_plot_printf(p, "unset key\nunset label 1\n");
         fpl_plot_printf(p, "plot ");
         for (int v = 0; v < NVAR; v++)
             fpl_plot_printf(p, "$p%dv%d u 1:3:4 w filledcurves ls %d notitle, "
-                               "$p%dv%d u 1:2 w l ls %d title '%s: total', "
-                               "$p%dv%d u 1:5 w l ls %d dt 3 title '%s: introduced by the layer'%s",
-                            k, v, v + 1, k, v, v + 1, var_label[v], k, v, v + 1, var_label[v],
+                               "$p%dv%d u 1:2 w l ls %d title '%s', "
+                               "$p%dv%d u 1:5 w l ls %d dt 3 notitle%s",
+                            k, v, v + 1, k, v, v + 1, var_label[v], k, v, v + 1,
                             v + 1 < NVAR ? ", " : "\n");
     }
     fpl_plot_printf(p, "unset multiplot\n");

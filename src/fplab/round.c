@@ -1,4 +1,5 @@
 /* round.c -- fast bit-level rounding and the MPFR reference rounding */
+#include <fenv.h>
 #include <math.h>
 #include <string.h>
 
@@ -201,6 +202,58 @@ AVX2_INLINE size_t avx2_loop(const fparams_t *P, const double *in, double *out, 
     return i;
 }
 
+
+/* RNE for formats with subnormals, by the binary64 adder itself: with
+ * c = +-2^(max(E, emin) + 52 - m), E the exponent of x, the sum x + c lies in
+ * [|c|, 2|c|) where binary64's spacing is the format's quantum at x, so
+ * (x + c) - c is x rounded to the format, to nearest even, exactly once (the
+ * subtraction is exact).  E is capped two binades above emax: anything there
+ * overflows anyway.  Needs the FP environment in round-to-nearest. */
+AVX2_INLINE size_t avx2_rne_adder(const fparams_t *P, const double *in, double *out, size_t n,
+                                  const int stream)
+{
+    const __m256i SIGN = _mm256_set1_epi64x((long long)SIGN_BIT);
+    const __m256i EXPM = _mm256_set1_epi64x(0x7ff0000000000000LL);
+    const __m256i LO = _mm256_set1_epi64x((long long)((uint64_t)P->emin_b << 52));
+    const __m256i HI = _mm256_set1_epi64x((long long)((uint64_t)(P->f->emax + 1023 + 2) << 52));
+    const __m256i OFF = _mm256_set1_epi64x((long long)((uint64_t)(52 - P->m) << 52));
+    const __m256i C2047 = _mm256_set1_epi64x(0x7ff0000000000000LL);
+    const __m256d MAX = _mm256_set1_pd(P->max), OVF = _mm256_set1_pd(P->ovf);
+    const __m256d ABS = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    const int fnuz = P->f->specials == FPL_SPECIALS_FNUZ;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256d x = _mm256_loadu_pd(in + i);
+        __m256i b = _mm256_castpd_si256(x);
+        __m256i sgn = _mm256_and_si256(b, SIGN);
+        __m256i e = _mm256_and_si256(b, EXPM);
+        e = _mm256_blendv_epi8(e, LO, _mm256_cmpgt_epi64(LO, e));
+        e = _mm256_blendv_epi8(e, HI, _mm256_cmpgt_epi64(e, HI));
+        __m256d c = _mm256_castsi256_pd(_mm256_or_si256(_mm256_add_epi64(e, OFF), sgn));
+        __m256d r = _mm256_and_pd(_mm256_sub_pd(_mm256_add_pd(x, c), c), ABS);
+        r = _mm256_blendv_pd(r, OVF, _mm256_cmp_pd(r, MAX, _CMP_GT_OQ));
+        if (fnuz)
+            sgn = _mm256_andnot_si256(_mm256_castpd_si256(_mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_EQ_OQ)), sgn);
+        __m256d res = _mm256_castsi256_pd(_mm256_or_si256(_mm256_castpd_si256(r), sgn));
+        __m256i spec = _mm256_cmpeq_epi64(_mm256_and_si256(b, EXPM), C2047);
+        if (__builtin_expect(!_mm256_testz_si256(spec, spec), 0)) {
+            double tmp[4];
+            _mm256_storeu_pd(tmp, res);
+            for (int j = 0; j < 4; j++)
+                if (!isfinite(in[i + j]))
+                    tmp[j] = isnan(in[i + j]) ? NAN : (in[i + j] < 0 ? P->inf_neg : P->inf_pos);
+            res = _mm256_loadu_pd(tmp);
+        }
+        if (stream)
+            _mm256_stream_pd(out + i, res);
+        else
+            _mm256_storeu_pd(out + i, res);
+    }
+    if (stream)
+        _mm_sfence();
+    return i;
+}
+
 __attribute__((target("avx2"))) static size_t fpl__round_avx2(const fparams_t *P, const double *in,
                                                              double *out, size_t n,
                                                              fpl_rmode_t mode, uint64_t key,
@@ -209,6 +262,9 @@ __attribute__((target("avx2"))) static size_t fpl__round_avx2(const fparams_t *P
     /* Large arrays bypass the cache with streaming stores, as memcpy does:
      * no read-for-ownership of the output.  They need 32-byte alignment. */
     int stream = n >= ((size_t)1 << 18) && ((uintptr_t)out & 31) == 0;
+    if (mode == FPL_RNE && P->f->subnormals && P->f->emax + 2 + 52 - P->m <= 1023 &&
+        fegetround() == FE_TONEAREST)
+        return stream ? avx2_rne_adder(P, in, out, n, 1) : avx2_rne_adder(P, in, out, n, 0);
 #define AVX2_CASE(M)                                                                           \
     case M: return stream ? avx2_loop(P, in, out, n, M, key, c0, 1)                            \
                           : avx2_loop(P, in, out, n, M, key, c0, 0);

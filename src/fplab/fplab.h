@@ -9,6 +9,7 @@
 #include "kernels.h"
 #include "policy.h"
 #include "plot.h"
+#include "quant.h"
 #include "records.h"
 #include "round.h"
 #include "stats.h"

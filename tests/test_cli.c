@@ -118,8 +118,8 @@ static void test_cli_version_and_help(void **state)
     assert_int_equal(r.status, 0);
     assert_true(!strncmp(r.out, "fplab ", 6));
     run_free(&r);
-    const char *cmds[] = {"formats", "info", "table", "round", "calc"};
-    for (size_t i = 0; i < 5; i++) {
+    const char *cmds[] = {"formats", "info", "table", "round", "calc", "quant"};
+    for (size_t i = 0; i < 6; i++) {
         char want[64];
         snprintf(want, sizeof want, "usage: fplab %s", cmds[i]);
         r = run(NULL, cmds[i], "--help", NULL);
@@ -289,6 +289,57 @@ static void test_cli_bad_input(void **state)
     expect_error(run(NULL, "calc", "bf16", "add", "1", NULL), "unexpected argument");
 }
 
+
+static void test_cli_quant(void **state)
+{
+    (void)state;
+    char in[32 * 8 + 1] = "";
+    for (int i = 0; i < 32; i++)
+        strcat(in, i == 0 ? "127\n" : i == 1 ? "2.5\n" : "0\n");
+    run_t r = run(in, "quant", "q8_0", NULL);
+    assert_int_equal(r.status, 0);
+    assert_true(!strncmp(r.out, "0x1.fcp+6\n0x1.8p+1\n0x0p+0\n", 26)); /* 127, roundf(2.5)=3, 0 */
+    run_free(&r);
+    r = run(in, "quant", "q8_0", "--stats", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "bits_per_weight: 8.5\n"));
+    assert_non_null(strstr(r.out, "packed_bytes: 34\n"));
+    assert_non_null(strstr(r.out, "max_abs_error: 0x1p-1 "));
+    run_free(&r);
+    /* packed bytes on disk, read back identically */
+    char path[] = "/tmp/fplab-quant-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    run_t a = run(in, "quant", "int4", "--group", "16", "--rows", "2", "--pack", path, NULL);
+    assert_int_equal(a.status, 0);
+    FILE *fp = fopen(path, "rb");
+    fseek(fp, 0, SEEK_END);
+    assert_int_equal(ftell(fp), 24); /* 2 groups x (32 + 16 x 4) bits */
+    fclose(fp);
+    run_t b = run(NULL, "quant", "int4:g16", "--unpack", path, "--rows", "2", "--cols", "16", NULL);
+    assert_int_equal(b.status, 0);
+    assert_string_equal(a.out, b.out);
+    run_free(&a);
+    run_free(&b);
+    expect_error(run(NULL, "quant", "int4:g16", "--unpack", path, "--rows", "1", "--cols", "64",
+                     NULL), "takes 48");
+    unlink(path);
+    expect_error(run(in, "quant", "q5_k", NULL), "unknown quantization scheme");
+    expect_error(run("1\n2\n3\n", "quant", "q4_0", NULL), "blocks of 32");
+    expect_error(run(in, "quant", "int4", "--rows", "3", NULL), "do not make 3 equal rows");
+    expect_error(run("1\nnan\n", "quant", "int8", NULL), "refused");
+    expect_error(run("1\nx\n", "quant", "int8", NULL), "not a number");
+    expect_error(run(in, "quant", "mxfp4", "--group", "16", NULL), "integer schemes");
+    expect_error(run(in, "quant", "int8", "--calib", "p20", NULL), "percentile");
+    expect_error(run(in, "quant", "int8", "--calib", "best", NULL), "bad calibration");
+    expect_error(run(in, "quant", NULL), "missing SCHEME");
+    expect_error(run(NULL, "quant", "int8", "--unpack", "/nonexistent", "--rows", "1", "--cols",
+                     "4", NULL), "cannot open");
+    r = run(NULL, "quant", "--help", NULL);
+    assert_non_null(strstr(r.out, "usage: fplab quant"));
+    run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_cli_round_sr_reproducible),
         cmocka_unit_test(test_cli_calc),
         cmocka_unit_test(test_cli_bad_input),
+        cmocka_unit_test(test_cli_quant),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

@@ -27,23 +27,23 @@ static void test_quant_q8_0_block(void **state)
     double x[32] = {127, 2.5, -2.5, 0.49, -0.51, 3.5, 100.4, -127};
     double want[32] = {127, 3, -3, 0, -1, 4, 100, -127};
     uint8_t buf[34];
-    assert_int_equal(fpl_quant_pack(&q, x, 32, buf), 0);
+    assert_int_equal(fpl_quant_pack(&q, x, 1, 32, buf), 0);
     assert_int_equal(buf[0], 0x00); /* binary16 1.0 = 0x3c00, little-endian */
     assert_int_equal(buf[1], 0x3c);
     assert_int_equal((int8_t)buf[2], 127);
     assert_int_equal((int8_t)buf[4], -3);
     double y[32];
-    assert_int_equal(fpl_quant_unpack(&q, buf, 32, y), 0);
+    assert_int_equal(fpl_quant_unpack(&q, buf, 1, 32, y), 0);
     assert_memory_equal(y, want, sizeof y);
     /* a scale that binary16 cannot hold: amax = 1, d = 1/127 in binary32,
      * stored as binary16 0x2008 (2^-7 * (1 + 8/1024) = 0.0078735..., the
      * nearest binary16 to 0.0078740157) */
     double z[32] = {1.0, 0.5};
-    assert_int_equal(fpl_quant_pack(&q, z, 32, buf), 0);
+    assert_int_equal(fpl_quant_pack(&q, z, 1, 32, buf), 0);
     assert_int_equal(buf[0] | (buf[1] << 8), 0x2008);
     assert_int_equal((int8_t)buf[2], 127);
     assert_int_equal((int8_t)buf[3], 64); /* roundf(63.5) */
-    assert_int_equal(fpl_quant_unpack(&q, buf, 32, y), 0);
+    assert_int_equal(fpl_quant_unpack(&q, buf, 1, 32, y), 0);
     assert_true(y[0] == (double)(127.0f * 0x1.02p-7f));
 }
 
@@ -62,20 +62,20 @@ static void test_quant_q4_0_block(void **state)
     want[16] = 1;  /* trunc(1 + 8.5) = 9 -> 9 - 8 */
     want[17] = -8; /* trunc(-7.6 + 8.5) = trunc(0.9) = 0 -> -8 */
     uint8_t buf[18];
-    assert_int_equal(fpl_quant_pack(&q, x, 32, buf), 0);
+    assert_int_equal(fpl_quant_pack(&q, x, 1, 32, buf), 0);
     assert_int_equal(buf[0] | (buf[1] << 8), 0x3c00); /* d = -8 / -8 = 1 */
     /* byte 0 holds element 0 (low nibble, 0) and element 16 (high, 9) */
     assert_int_equal(buf[2], 0x90);
     double y[32];
-    assert_int_equal(fpl_quant_unpack(&q, buf, 32, y), 0);
+    assert_int_equal(fpl_quant_unpack(&q, buf, 1, 32, y), 0);
     for (int j = 0; j < 32; j++)
         if (y[j] != want[j])
             fail_msg("q4_0 element %d: %g, want %g", j, y[j], want[j]);
     /* a positive extreme gives a negative scale: d = 8 / -8 = -1 */
     double p[32] = {8, 3};
-    assert_int_equal(fpl_quant_pack(&q, p, 32, buf), 0);
+    assert_int_equal(fpl_quant_pack(&q, p, 1, 32, buf), 0);
     assert_int_equal(buf[0] | (buf[1] << 8), 0xbc00);
-    assert_int_equal(fpl_quant_unpack(&q, buf, 32, y), 0);
+    assert_int_equal(fpl_quant_unpack(&q, buf, 1, 32, y), 0);
     assert_true(y[0] == 8 && y[1] == 3);
 }
 
@@ -94,11 +94,11 @@ static void test_quant_q4_1_block(void **state)
     x[3] = 3.5;
     x[4] = 2.49;
     uint8_t buf[20];
-    assert_int_equal(fpl_quant_pack(&q, x, 32, buf), 0);
+    assert_int_equal(fpl_quant_pack(&q, x, 1, 32, buf), 0);
     assert_int_equal(buf[0] | (buf[1] << 8), 0x3c00); /* d = 1 */
     assert_int_equal(buf[2] | (buf[3] << 8), 0xbc00); /* m = -1 */
     double y[32];
-    assert_int_equal(fpl_quant_unpack(&q, buf, 32, y), 0);
+    assert_int_equal(fpl_quant_unpack(&q, buf, 1, 32, y), 0);
     double want[5] = {-1, 14, 3, 4, 2};
     for (int j = 0; j < 5; j++)
         assert_true(y[j] == want[j]);
@@ -107,7 +107,7 @@ static void test_quant_q4_1_block(void **state)
     /* a constant block: d = 0, everything is the stored minimum */
     for (int j = 0; j < 32; j++)
         x[j] = 0.3;
-    assert_int_equal(fpl_quant_apply(&q, x, 32, y), 0);
+    assert_int_equal(fpl_quant_apply(&q, x, 1, 32, y), 0);
     for (int j = 0; j < 32; j++)
         assert_true(y[j] == 0x1.334p-2); /* binary16(0.3): 1 + 205/1024 */
 }
@@ -115,24 +115,199 @@ static void test_quant_q4_1_block(void **state)
 static void test_quant_sizes_and_errors(void **state)
 {
     (void)state;
-    const char *names[] = {"q8_0", "q4_0", "q4_1"};
-    const double bpw[] = {8.5, 4.5, 5.0};
-    for (int i = 0; i < 3; i++) {
-        fpl_quant_t q = scheme(names[i]);
-        assert_true(fpl_quant_bits_per_weight(&q) == bpw[i]);
-        /* the packed size is what the bits per weight say */
-        assert_int_equal(fpl_quant_packed_size(&q, 4096), (size_t)(4096 * bpw[i] / 8));
-        double x[33] = {0};
-        uint8_t buf[64];
-        assert_int_equal(fpl_quant_pack(&q, x, 33, buf), FPL_EINVAL);
-        assert_non_null(strstr(fpl_last_error(), "blocks of 32"));
-        x[5] = NAN;
-        assert_int_equal(fpl_quant_pack(&q, x, 32, buf), FPL_EINVAL);
-        x[5] = 1e39; /* beyond binary32 */
-        assert_int_equal(fpl_quant_pack(&q, x, 32, buf), FPL_EINVAL);
+    /* bits per value with scales, from the definitions: GGUF 8.5/4.5/5.0; MX
+     * 8 bits per 32 elements; NVFP4 8 bits per 16 plus a 32-bit tensor scale;
+     * integers b + (scale bits [+ b for a zero point]) / group */
+    struct {
+        const char *name;
+        size_t rows, cols;
+        double bpw;
+    } cases[] = {{"q8_0", 4, 1024, 8.5},          {"q4_0", 4, 1024, 4.5},
+                 {"q4_1", 4, 1024, 5.0},          {"mxfp8_e4m3", 4, 1024, 8.25},
+                 {"mxfp8_e5m2", 4, 1024, 8.25},   {"mxfp6_e3m2", 4, 1024, 6.25},
+                 {"mxfp6_e2m3", 4, 1024, 6.25},   {"mxfp4", 4, 1024, 4.25},
+                 {"mxint8", 4, 1024, 8.25},       {"nvfp4", 4, 1024, 4.5 + 32.0 / 4096},
+                 {"int4:g128", 4, 1024, 4.25},    {"int4:g32:asym", 4, 1024, 4 + 36.0 / 32},
+                 {"int8:channel", 4, 1024, 8 + 32.0 / 1024},
+                 {"int8", 4, 1024, 8 + 32.0 / 4096},
+                 {"int4:g64:scale=fp16", 4, 1024, 4.25},
+                 {"int4:g32:scale=e8m0", 4, 1024, 4.25}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fpl_quant_t q = scheme(cases[i].name);
+        double bpw = fpl_quant_bits_per_weight(&q, cases[i].rows, cases[i].cols);
+        if (fabs(bpw - cases[i].bpw) > 1e-12)
+            fail_msg("%s: %g bits per value, want %g", cases[i].name, bpw, cases[i].bpw);
+        /* the packed bytes are what the bits per value say */
+        size_t bytes = fpl_quant_packed_size(&q, cases[i].rows, cases[i].cols);
+        assert_int_equal(bytes, (size_t)ceil(cases[i].bpw * cases[i].rows * cases[i].cols / 8));
     }
-    fpl_quant_t q;
-    assert_int_equal(fpl_quant_parse("q5_0", &q), FPL_EINVAL);
+    fpl_quant_t q = scheme("q4_0");
+    double x[64] = {0};
+    uint8_t buf[128];
+    assert_int_equal(fpl_quant_pack(&q, x, 1, 33, buf), FPL_EINVAL);
+    assert_non_null(strstr(fpl_last_error(), "blocks of 32"));
+    x[5] = NAN;
+    assert_int_equal(fpl_quant_pack(&q, x, 1, 32, buf), FPL_EINVAL);
+    x[5] = 1e39; /* beyond binary32 */
+    assert_int_equal(fpl_quant_pack(&q, x, 1, 32, buf), FPL_EINVAL);
+    q = scheme("mxfp4");
+    x[5] = INFINITY; /* NaN and inf in a block are refused, not encoded */
+    assert_int_equal(fpl_quant_pack(&q, x, 1, 32, buf), FPL_EINVAL);
+    q = scheme("int4:g48");
+    assert_int_equal(fpl_quant_check(&q, 2, 64), FPL_EINVAL);
+    assert_non_null(strstr(fpl_last_error(), "groups of 48"));
+    const char *bad[] = {"q5_0", "int9", "int4:g0", "mxfp4:asym", "q8_0:up", "int4:scale=int8",
+                         "int4:zzz", "fp8"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (fpl_quant_parse(bad[i], &q) != FPL_EINVAL)
+            fail_msg("'%s' was accepted", bad[i]);
+}
+
+/* OCP MX: X = 2^(floor(log2 amax) - emax_elem); elements saturate. */
+static void test_quant_mx_edges(void **state)
+{
+    (void)state;
+    fpl_quant_t q = scheme("mxfp4"), up = scheme("mxfp4:up");
+    double x[32] = {0}, y[32];
+    /* amax a power of two (4 = 2^2 = 2^emax of E2M1): X = 1, exact */
+    x[0] = 4;
+    x[1] = -1.5;
+    x[2] = 0.25; /* halfway between 0 and 0.5: ties to even 0 */
+    assert_int_equal(fpl_quant_apply(&q, x, 1, 32, y), 0);
+    assert_true(y[0] == 4 && y[1] == -1.5 && y[2] == 0);
+    /* amax exactly the element maximum times a power of two: kept */
+    x[0] = 6 * 1024;
+    x[1] = 3 * 1024;
+    assert_int_equal(fpl_quant_apply(&q, x, 1, 32, y), 0);
+    assert_true(y[0] == 6 * 1024 && y[1] == 3 * 1024);
+    /* 7.9 * 2^k: floor(log2) gives X = 2^k and clips the maximum to 6 * 2^k;
+     * the round-up scale X = 2^(k+1) keeps it (7.9 / 2 = 3.95 -> 4) */
+    x[0] = 7.9 * 8;
+    x[1] = 0;
+    assert_int_equal(fpl_quant_apply(&q, x, 1, 32, y), 0);
+    assert_true(y[0] == 6 * 8);
+    assert_int_equal(fpl_quant_apply(&up, x, 1, 32, y), 0);
+    assert_true(y[0] == 8 * 8);
+    /* the stored scale byte is E8M0: 127 + exponent */
+    uint8_t buf[17];
+    assert_int_equal(fpl_quant_pack(&q, x, 1, 32, buf), 0);
+    assert_int_equal(buf[0], 127 + 3);
+    /* an all-zero block gives zeros, scale 2^0 */
+    double z[32] = {0};
+    assert_int_equal(fpl_quant_pack(&q, z, 1, 32, buf), 0);
+    assert_int_equal(buf[0], 127);
+    assert_int_equal(fpl_quant_unpack(&q, buf, 1, 32, y), 0);
+    for (int i = 0; i < 32; i++)
+        assert_true(y[i] == 0);
+    /* MXFP8 E4M3: emax 8, max 448; MXINT8: elements k/64 */
+    fpl_quant_t f8 = scheme("mxfp8_e4m3"), i8 = scheme("mxint8");
+    double a[32] = {448, 1, 300};
+    assert_int_equal(fpl_quant_apply(&f8, a, 1, 32, y), 0);
+    assert_true(y[0] == 448 && y[1] == 1 && y[2] == 288); /* 300 -> 288 in E4M3 */
+    double b[32] = {1.5, 0.7, -1.99};
+    assert_int_equal(fpl_quant_apply(&i8, b, 1, 32, y), 0);
+    /* X = 2^(0 - 0) = 1: 1.5 = 96/64, 0.7 -> 45/64, -1.99 -> -127/64 */
+    assert_true(y[0] == 1.5 && y[1] == 45.0 / 64 && y[2] == -127.0 / 64);
+}
+
+/* NVFP4: global scale amax / (6 * 448), E4M3 block scales, E2M1 elements. */
+static void test_quant_nvfp4_block(void **state)
+{
+    (void)state;
+    fpl_quant_t q = scheme("nvfp4");
+    double x[32] = {0}, y[32];
+    x[0] = 2688; /* amax = 6 * 448: global scale exactly 1 */
+    x[1] = 100;  /* block scale 448: 100 / 448 = 0.223 -> 0 */
+    x[16] = 12;  /* second block: scale 12 / 6 = 2 */
+    x[17] = 5;   /* 2.5: tie between 2 and 3 -> 2 (even) -> 4 */
+    x[18] = 7;   /* 3.5: tie between 3 and 4 -> 4 (even) -> 8 */
+    x[19] = -1.1; /* -0.55 -> -0.5 -> -1 */
+    assert_int_equal(fpl_quant_apply(&q, x, 1, 32, y), 0);
+    assert_true(y[0] == 2688 && y[1] == 0);
+    assert_true(y[16] == 12 && y[17] == 4 && y[18] == 8 && y[19] == -1);
+    uint8_t buf[40];
+    assert_int_equal(fpl_quant_pack(&q, x, 1, 32, buf), 0);
+    assert_true(buf[0] == 0 && buf[1] == 0 && buf[2] == 0x80 && buf[3] == 0x3f); /* 1.0f */
+    assert_int_equal(buf[4], 0x7e); /* E4M3 448 */
+}
+
+/* Integer schemes: group = row length is per-channel; an asymmetric
+ * constant group is exact; SQNR on uniform data follows the theory. */
+static void test_quant_int_schemes(void **state)
+{
+    (void)state;
+    enum { R = 8, C = 128 };
+    static double x[R * C], y1[R * C], y2[R * C];
+    fpt_rng_t rng;
+    fpt_rng_init(&rng, 17);
+    for (int i = 0; i < R * C; i++)
+        x[i] = (double)(int64_t)fpt_rng_u64(&rng) * 0x1p-63 * (1 + i / C);
+    fpl_quant_t g = scheme("int4:g128"), ch = scheme("int4:channel");
+    assert_int_equal(fpl_quant_apply(&g, x, R, C, y1), 0);
+    assert_int_equal(fpl_quant_apply(&ch, x, R, C, y2), 0);
+    assert_memory_equal(y1, y2, sizeof y1);
+    /* per channel beats per tensor when rows differ in scale */
+    fpl_quant_t t = scheme("int4");
+    assert_int_equal(fpl_quant_apply(&t, x, R, C, y2), 0);
+    double e1 = 0, e2 = 0;
+    for (int i = 0; i < R * C; i++) {
+        e1 += (y1[i] - x[i]) * (y1[i] - x[i]);
+        e2 += (y2[i] - x[i]) * (y2[i] - x[i]);
+    }
+    assert_true(e1 < e2);
+    /* asymmetric, constant group: stored exactly */
+    fpl_quant_t a = scheme("int4:g32:asym");
+    double c[64];
+    for (int i = 0; i < 32; i++) {
+        c[i] = -0.375;
+        c[32 + i] = 2.5;
+    }
+    assert_int_equal(fpl_quant_apply(&a, c, 1, 64, y1), 0);
+    assert_memory_equal(y1, c, sizeof c);
+    /* uniform data on [-1, 1]: a mid-tread quantizer with step 1/qmax has
+     * SQNR 20 log10(2 qmax): 6.02 b dB within 0.5 dB for b = 8 and 6 */
+    enum { N = 1 << 16 };
+    static double u[N], v[N];
+    for (int i = 0; i < N; i++)
+        u[i] = (double)(int64_t)fpt_rng_u64(&rng) * 0x1p-63;
+    u[0] = 1; /* the range reaches +-1 */
+    int bits[] = {8, 6, 4};
+    for (int k = 0; k < 3; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "int%d", bits[k]);
+        fpl_quant_t q = scheme(name);
+        assert_int_equal(fpl_quant_apply(&q, u, 1, N, v), 0);
+        double s = 0, e = 0;
+        for (int i = 0; i < N; i++) {
+            s += u[i] * u[i];
+            e += (v[i] - u[i]) * (v[i] - u[i]);
+        }
+        double sqnr = 10 * log10(s / e), qmax = (1 << (bits[k] - 1)) - 1;
+        assert_true(fabs(sqnr - 20 * log10(2 * qmax)) < 0.2);
+        if (bits[k] >= 6)
+            assert_true(fabs(sqnr - 6.02 * bits[k]) < 0.5);
+    }
+    /* calibration: MSE and percentile clip the outlier; never worse for MSE */
+    for (int i = 0; i < C; i++)
+        c[i % 64] = 0;
+    static double w[C], yw[C];
+    for (int i = 0; i < C; i++)
+        w[i] = (double)(int64_t)fpt_rng_u64(&rng) * 0x1p-63;
+    w[7] = 40; /* an outlier */
+    fpl_quant_t m = scheme("int4:channel"), p = scheme("int4:channel");
+    assert_int_equal(fpl_quant_set_calib(&m, FPL_CALIB_MSE, 0), 0);
+    assert_int_equal(fpl_quant_set_calib(&p, FPL_CALIB_PERCENTILE, 99), 0);
+    double ea = 0, em = 0;
+    assert_int_equal(fpl_quant_apply(&ch, w, 1, C, yw), 0);
+    for (int i = 0; i < C; i++)
+        ea += (yw[i] - w[i]) * (yw[i] - w[i]);
+    assert_int_equal(fpl_quant_apply(&m, w, 1, C, yw), 0);
+    for (int i = 0; i < C; i++)
+        em += (yw[i] - w[i]) * (yw[i] - w[i]);
+    assert_true(em <= ea);
+    assert_int_equal(fpl_quant_apply(&p, w, 1, C, yw), 0);
+    assert_true(yw[7] < 40); /* clipped */
+    assert_int_equal(fpl_quant_set_calib(&p, FPL_CALIB_PERCENTILE, 20), FPL_EINVAL);
 }
 
 /* Random data: the round trip through bytes equals quantize-dequantize,
@@ -150,7 +325,7 @@ static void test_quant_random_properties(void **state)
     const char *names[] = {"q8_0", "q4_0", "q4_1"};
     for (int s = 0; s < 3; s++) {
         fpl_quant_t q = scheme(names[s]);
-        assert_int_equal(fpl_quant_apply(&q, x, N, y), 0);
+        assert_int_equal(fpl_quant_apply(&q, x, N / 32, 32, y), 0);
         for (int b = 0; b < N / 32; b++) {
             double amax = 0, mn = INFINITY, mx = -INFINITY;
             for (int j = 0; j < 32; j++) {
@@ -176,7 +351,7 @@ static void test_quant_random_properties(void **state)
     for (int j = 0; j < 32; j++)
         x[j] = (double)(j * 4 - 1) * (j % 2 ? 1 : -1);
     x[0] = 127;
-    assert_int_equal(fpl_quant_apply(&q8, x, 32, y), 0);
+    assert_int_equal(fpl_quant_apply(&q8, x, 1, 32, y), 0);
     assert_memory_equal(x, y, 32 * sizeof *x);
 }
 
@@ -188,6 +363,9 @@ int main(void)
         cmocka_unit_test(test_quant_q4_1_block),
         cmocka_unit_test(test_quant_sizes_and_errors),
         cmocka_unit_test(test_quant_random_properties),
+        cmocka_unit_test(test_quant_mx_edges),
+        cmocka_unit_test(test_quant_nvfp4_block),
+        cmocka_unit_test(test_quant_int_schemes),
     };
     return cmocka_run_group_tests_name("quant", tests, NULL, NULL);
 }

@@ -1,5 +1,7 @@
-/* quant.c -- GGUF block quantizers, bit-exact with ggml's reference code */
+/* quant.c -- tensor quantizers: GGUF blocks (bit-exact with ggml), integer
+ * schemes with any granularity, OCP MX and NVFP4, all through packed bytes */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,42 +11,200 @@
 #include "quant.h"
 #include "round.h"
 
+/* ---- names ------------------------------------------------------------- */
+
 static const struct {
-    const char *name;
-    fpl_quant_kind_t kind;
-    size_t block, bytes;
-} schemes[] = {
-    {"q8_0", FPL_QUANT_Q8_0, 32, 2 + 32},
-    {"q4_0", FPL_QUANT_Q4_0, 32, 2 + 16},
-    {"q4_1", FPL_QUANT_Q4_1, 32, 2 + 2 + 16},
-};
+    const char *name, *elem;
+} mx_names[] = {{"mxfp8_e4m3", "e4m3"}, {"mxfp8_e5m2", "e5m2"}, {"mxfp6_e3m2", "e3m2"},
+                {"mxfp6_e2m3", "e2m3"}, {"mxfp4", "e2m1"},      {"mxint8", "int8"}};
 
-int fpl_quant_parse(const char *name, fpl_quant_t *q)
+static void saturating(const char *name, fpl_format_t *f)
 {
-    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
-        if (!strcmp(name, schemes[i].name)) {
-            memset(q, 0, sizeof *q);
-            strcpy(q->name, schemes[i].name);
-            q->kind = schemes[i].kind;
-            q->block = schemes[i].block;
-            q->block_bytes = schemes[i].bytes;
-            return FPL_OK;
+    fpl_format_parse(name, f);
+    fpl_format_set_overflow(f, FPL_OVERFLOW_SATURATE);
+}
+
+int fpl_quant_parse(const char *spec, fpl_quant_t *q)
+{
+    char buf[64];
+    if (strlen(spec) >= sizeof buf)
+        return fpl__fail(FPL_EINVAL, "quantization scheme name too long");
+    strcpy(buf, spec);
+    memset(q, 0, sizeof *q);
+    snprintf(q->name, sizeof q->name, "%s", spec);
+    saturating("fp32", &q->scale);
+    char *save = NULL, *base = strtok_r(buf, ":", &save);
+    if (!base)
+        return fpl__fail(FPL_EINVAL, "empty quantization scheme");
+    if (!strcmp(base, "q8_0") || !strcmp(base, "q4_0") || !strcmp(base, "q4_1")) {
+        q->kind = base[1] == '8' ? FPL_QUANT_Q8_0 : base[3] == '0' ? FPL_QUANT_Q4_0 : FPL_QUANT_Q4_1;
+        q->block = 32;
+    } else if (!strcmp(base, "nvfp4")) {
+        q->kind = FPL_QUANT_NVFP4;
+        q->block = 16;
+        saturating("e2m1", &q->elem);
+        saturating("e4m3", &q->scale);
+    } else if (!strncmp(base, "int", 3)) {
+        char *end;
+        long b = strtol(base + 3, &end, 10);
+        if (*end || b < 2 || b > 8)
+            return fpl__fail(FPL_EINVAL, "in '%s': integer width must be 2 to 8", spec);
+        q->kind = FPL_QUANT_INT;
+        q->bits = (int)b;
+        q->block = 0;
+    } else {
+        size_t i;
+        for (i = 0; i < sizeof mx_names / sizeof mx_names[0]; i++)
+            if (!strcmp(base, mx_names[i].name))
+                break;
+        if (i == sizeof mx_names / sizeof mx_names[0])
+            return fpl__fail(FPL_EINVAL,
+                             "unknown quantization scheme '%s' (expected int8, int4, int2 with "
+                             ":gN :channel :asym :scale=FMT; q8_0, q4_0, q4_1; mxfp8_e4m3, "
+                             "mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8 [:up]; nvfp4)",
+                             spec);
+        q->kind = FPL_QUANT_MX;
+        q->block = 32;
+        saturating(mx_names[i].elem, &q->elem);
+        saturating("e8m0", &q->scale);
+    }
+    for (char *opt = strtok_r(NULL, ":", &save); opt; opt = strtok_r(NULL, ":", &save)) {
+        if (q->kind == FPL_QUANT_MX && !strcmp(opt, "up")) {
+            q->scale_up = 1;
+        } else if (q->kind == FPL_QUANT_INT && opt[0] == 'g' && opt[1]) {
+            char *end;
+            long g = strtol(opt + 1, &end, 10);
+            if (*end || g < 1)
+                return fpl__fail(FPL_EINVAL, "in '%s': bad group size '%s'", spec, opt);
+            q->block = (size_t)g;
+        } else if (q->kind == FPL_QUANT_INT && !strcmp(opt, "channel")) {
+            q->block = FPL_QUANT_CHANNEL;
+        } else if (q->kind == FPL_QUANT_INT && !strcmp(opt, "tensor")) {
+            q->block = 0;
+        } else if (q->kind == FPL_QUANT_INT && !strcmp(opt, "asym")) {
+            q->asym = 1;
+        } else if (q->kind == FPL_QUANT_INT && !strncmp(opt, "scale=", 6)) {
+            if (fpl_format_parse(opt + 6, &q->scale))
+                return fpl__fail(FPL_EINVAL, "in '%s': %s", spec, fpl_last_error());
+            if (q->scale.kind != FPL_KIND_FLOAT)
+                return fpl__fail(FPL_EINVAL, "in '%s': scales need a floating-point format", spec);
+            fpl_format_set_overflow(&q->scale, FPL_OVERFLOW_SATURATE);
+        } else {
+            return fpl__fail(FPL_EINVAL, "in '%s': option '%s' does not apply to %s", spec, opt,
+                             base);
         }
-    return fpl__fail(FPL_EINVAL, "unknown quantization scheme '%s' (expected q8_0, q4_0 or q4_1)",
-                     name);
+    }
+    return FPL_OK;
 }
 
-double fpl_quant_bits_per_weight(const fpl_quant_t *q)
+int fpl_quant_set_calib(fpl_quant_t *q, fpl_calib_t c, double p)
 {
-    return 8.0 * (double)q->block_bytes / (double)q->block;
+    if (q->kind != FPL_QUANT_INT && c != FPL_CALIB_ABSMAX)
+        return fpl__fail(FPL_EINVAL, "%s: calibration applies to integer schemes only", q->name);
+    if (c == FPL_CALIB_PERCENTILE && !(p > 50 && p <= 100))
+        return fpl__fail(FPL_EINVAL, "percentile %g must lie in (50, 100]", p);
+    q->calib = c;
+    q->percentile = p;
+    return FPL_OK;
 }
 
-size_t fpl_quant_packed_size(const fpl_quant_t *q, size_t n)
+/* ---- geometry and sizes -------------------------------------------------- */
+
+/* length of a group / block (contiguous in row-major order) */
+static size_t group_len(const fpl_quant_t *q, size_t rows, size_t cols)
 {
-    return n / q->block * q->block_bytes;
+    if (q->kind == FPL_QUANT_INT && q->block == 0)
+        return rows * cols;
+    if (q->kind == FPL_QUANT_INT && q->block == FPL_QUANT_CHANNEL)
+        return cols;
+    return q->block;
 }
 
-/* binary32 -> binary16 bits, round to nearest even (GGML_FP32_TO_FP16) */
+int fpl_quant_check(const fpl_quant_t *q, size_t rows, size_t cols)
+{
+    if (rows == 0 || cols == 0)
+        return fpl__fail(FPL_EINVAL, "%s: empty tensor", q->name);
+    size_t g = group_len(q, rows, cols);
+    if (q->block != 0 && q->block != FPL_QUANT_CHANNEL && cols % g)
+        return fpl__fail(FPL_EINVAL, "%s: a row of %zu values is not a whole number of %s of %zu",
+                         q->name, cols, q->kind == FPL_QUANT_INT ? "groups" : "blocks", g);
+    return FPL_OK;
+}
+
+static int elem_bits(const fpl_quant_t *q) { return q->elem.nbits; }
+
+uint64_t fpl_quant_packed_bits(const fpl_quant_t *q, size_t rows, size_t cols)
+{
+    uint64_t n = (uint64_t)rows * cols, groups = n / group_len(q, rows, cols);
+    switch (q->kind) {
+    case FPL_QUANT_Q8_0: return groups * 34 * 8;
+    case FPL_QUANT_Q4_0: return groups * 18 * 8;
+    case FPL_QUANT_Q4_1: return groups * 20 * 8;
+    case FPL_QUANT_INT:
+        return n * (uint64_t)q->bits + groups * (uint64_t)(q->scale.nbits + (q->asym ? q->bits : 0));
+    case FPL_QUANT_MX: return groups * (8 + 32 * (uint64_t)elem_bits(q));
+    case FPL_QUANT_NVFP4: return 32 + groups * (8 + 16 * 4);
+    }
+    return 0;
+}
+
+double fpl_quant_bits_per_weight(const fpl_quant_t *q, size_t rows, size_t cols)
+{
+    return (double)fpl_quant_packed_bits(q, rows, cols) / ((double)rows * (double)cols);
+}
+
+size_t fpl_quant_packed_size(const fpl_quant_t *q, size_t rows, size_t cols)
+{
+    return (size_t)((fpl_quant_packed_bits(q, rows, cols) + 7) / 8);
+}
+
+/* ---- bit streams (little-endian bit order) -------------------------------- */
+
+typedef struct {
+    uint8_t *p;
+    uint64_t acc;
+    int n;
+} bitw_t;
+
+static void put_bits(bitw_t *w, uint64_t v, int nbits)
+{
+    w->acc |= (v & ((nbits == 64) ? ~0ULL : ((1ULL << nbits) - 1))) << w->n;
+    w->n += nbits;
+    while (w->n >= 8) {
+        *w->p++ = (uint8_t)w->acc;
+        w->acc >>= 8;
+        w->n -= 8;
+    }
+}
+
+static void flush_bits(bitw_t *w)
+{
+    if (w->n > 0)
+        *w->p++ = (uint8_t)w->acc;
+    w->acc = 0;
+    w->n = 0;
+}
+
+typedef struct {
+    const uint8_t *p;
+    uint64_t acc;
+    int n;
+} bitr_t;
+
+static uint64_t get_bits(bitr_t *r, int nbits)
+{
+    while (r->n < nbits) {
+        r->acc |= (uint64_t)*r->p++ << r->n;
+        r->n += 8;
+    }
+    uint64_t v = r->acc & ((1ULL << nbits) - 1);
+    r->acc >>= nbits;
+    r->n -= nbits;
+    return v;
+}
+
+/* ---- GGUF: binary32 arithmetic exactly as ggml's reference ------------------ */
+
 static uint16_t to_half(float v)
 {
     fpl_format_t h;
@@ -67,124 +227,364 @@ static void put_half(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)(v >> 8);
 }
 
-static int check_input(const fpl_quant_t *q, const double *x, size_t n)
+static void gguf_pack_block(fpl_quant_kind_t kind, const double *x, uint8_t *o)
 {
-    if (n % q->block)
-        return fpl__fail(FPL_EINVAL, "%s: %zu values are not a whole number of blocks of %zu",
-                         q->name, n, q->block);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]) || !isfinite((float)x[i]))
-            return fpl__fail(FPL_EINVAL, "%s: value %zu (%g) is not a finite binary32 number",
-                             q->name, i, x[i]);
-    return FPL_OK;
+    float v[32];
+    for (int j = 0; j < 32; j++)
+        v[j] = (float)x[j]; /* ggml quantizes binary32 data */
+    if (kind == FPL_QUANT_Q8_0) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(v[j]));
+        const float d = amax / ((1 << 7) - 1);
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        put_half(o, to_half(d));
+        for (int j = 0; j < 32; j++)
+            o[2 + j] = (uint8_t)(int8_t)roundf(v[j] * id);
+    } else if (kind == FPL_QUANT_Q4_0) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(v[j])) {
+                amax = fabsf(v[j]);
+                max = v[j];
+            }
+        const float d = max / -8;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        put_half(o, to_half(d));
+        for (int j = 0; j < 16; j++) {
+            int8_t a = (int8_t)(v[j] * id + 8.5f), c = (int8_t)(v[j + 16] * id + 8.5f);
+            uint8_t lo = (uint8_t)(a < 15 ? a : 15), hi = (uint8_t)(c < 15 ? c : 15);
+            o[2 + j] = (uint8_t)(lo | (hi << 4));
+        }
+    } else {
+        float min = 3.40282347e+38f, max = -3.40282347e+38f;
+        for (int j = 0; j < 32; j++) {
+            if (v[j] < min)
+                min = v[j];
+            if (v[j] > max)
+                max = v[j];
+        }
+        const float d = (max - min) / ((1 << 4) - 1);
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        put_half(o, to_half(d));
+        put_half(o + 2, to_half(min));
+        for (int j = 0; j < 16; j++) {
+            int8_t a = (int8_t)((v[j] - min) * id + 0.5f);
+            int8_t c = (int8_t)((v[j + 16] - min) * id + 0.5f);
+            uint8_t lo = (uint8_t)(a < 15 ? a : 15), hi = (uint8_t)(c < 15 ? c : 15);
+            o[4 + j] = (uint8_t)(lo | (hi << 4));
+        }
+    }
 }
 
-int fpl_quant_pack(const fpl_quant_t *q, const double *x, size_t n, uint8_t *out)
+static void gguf_unpack_block(fpl_quant_kind_t kind, const uint8_t *p, double *o)
 {
-    int st = check_input(q, x, n);
+    const float d = from_half(p);
+    if (kind == FPL_QUANT_Q8_0) {
+        for (int j = 0; j < 32; j++)
+            o[j] = (double)((float)(int8_t)p[2 + j] * d);
+    } else if (kind == FPL_QUANT_Q4_0) {
+        for (int j = 0; j < 16; j++) {
+            o[j] = (double)((float)((int)(p[2 + j] & 0x0f) - 8) * d);
+            o[j + 16] = (double)((float)((int)(p[2 + j] >> 4) - 8) * d);
+        }
+    } else {
+        const float m = from_half(p + 2);
+        for (int j = 0; j < 16; j++) { /* q*d + m: two binary32 roundings */
+            float a = (float)(p[4 + j] & 0x0f) * d, c = (float)(p[4 + j] >> 4) * d;
+            o[j] = (double)(a + m);
+            o[j + 16] = (double)(c + m);
+        }
+    }
+}
+
+/* ---- integer schemes ------------------------------------------------------ */
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(double *sorted, size_t n, double p)
+{
+    double h = p / 100 * (double)(n - 1);
+    size_t lo = (size_t)floor(h);
+    return lo + 1 < n ? sorted[lo] + (h - (double)lo) * (sorted[lo + 1] - sorted[lo]) : sorted[lo];
+}
+
+/* scale and zero point of a group for the clipping range [lo, hi] (symmetric:
+ * lo = -hi); the scale is stored in q->scale */
+typedef struct {
+    double s;
+    int64_t z;
+    uint64_t scode;
+} intscale_t;
+
+static intscale_t int_scale(const fpl_quant_t *q, double lo, double hi)
+{
+    intscale_t r = {1.0, 0, 0};
+    int64_t levels = (1LL << q->bits) - 1, qmax = (1LL << (q->bits - 1)) - 1;
+    if (q->asym) {
+        if (hi == lo) { /* a constant group is stored exactly: s = |c| */
+            r.s = lo != 0 ? fabs(lo) : 1.0;
+            r.z = lo < 0 ? 1 : 0;
+        } else {
+            r.s = (hi - lo) / (double)levels;
+        }
+    } else {
+        r.s = hi > 0 ? hi / (double)qmax : 1.0;
+    }
+    double st = fpl_round(&q->scale, r.s, FPL_RNE, NULL);
+    if (!(st > 0))
+        st = q->scale.min_positive; /* a scale that underflows the format */
+    r.s = st;
+    fpl_format_encode(&q->scale, st, &r.scode);
+    if (q->asym && hi != lo) {
+        double z = nearbyint(-lo / r.s);
+        r.z = z < 0 ? 0 : z > (double)levels ? levels : (int64_t)z;
+    }
+    return r;
+}
+
+static int64_t int_code(const fpl_quant_t *q, const intscale_t *sc, double x)
+{
+    int64_t levels = (1LL << q->bits) - 1, qmax = (1LL << (q->bits - 1)) - 1;
+    double v = nearbyint(x / sc->s);
+    if (q->asym) {
+        v += (double)sc->z;
+        return v < 0 ? 0 : v > (double)levels ? levels : (int64_t)v;
+    }
+    return v < -(double)qmax ? -qmax : v > (double)qmax ? qmax : (int64_t)v;
+}
+
+static double int_value(const intscale_t *sc, int64_t c) { return (double)(c - sc->z) * sc->s; }
+
+/* the clipping range of a group under the calibration */
+static void int_range(const fpl_quant_t *q, const double *x, size_t n, double *work, double *lo,
+                      double *hi)
+{
+    double mn = INFINITY, mx = -INFINITY, amax = 0;
+    for (size_t i = 0; i < n; i++) {
+        mn = fmin(mn, x[i]);
+        mx = fmax(mx, x[i]);
+        amax = fmax(amax, fabs(x[i]));
+    }
+    *lo = q->asym ? mn : -amax;
+    *hi = q->asym ? mx : amax;
+    if (q->calib == FPL_CALIB_PERCENTILE && n > 1) {
+        for (size_t i = 0; i < n; i++)
+            work[i] = q->asym ? x[i] : fabs(x[i]);
+        qsort(work, n, sizeof *work, cmp_dbl);
+        *hi = pct(work, n, q->percentile);
+        *lo = q->asym ? pct(work, n, 100 - q->percentile) : -*hi;
+    } else if (q->calib == FPL_CALIB_MSE) {
+        double best = INFINITY, blo = *lo, bhi = *hi, mid = q->asym ? (mn + mx) / 2 : 0;
+        double half = q->asym ? (mx - mn) / 2 : amax;
+        for (int k = 100; k >= 50; k--) {
+            double a = k / 100.0, l = mid - a * half, h = mid + a * half;
+            intscale_t sc = int_scale(q, l, h);
+            double e = 0;
+            for (size_t i = 0; i < n && e < best; i++) {
+                double d = x[i] - int_value(&sc, int_code(q, &sc, x[i]));
+                e += d * d;
+            }
+            if (e < best) {
+                best = e;
+                blo = l;
+                bhi = h;
+            }
+        }
+        *lo = blo;
+        *hi = bhi;
+    }
+}
+
+/* ---- MX and NVFP4 ----------------------------------------------------------- */
+
+static int is_mxint(const fpl_quant_t *q) { return q->elem.kind == FPL_KIND_INT; }
+
+/* the exponent of the largest normal of the element format (MXINT8: 0, its
+ * elements being 8-bit two's complement with an implied 2^-6) */
+static int elem_emax(const fpl_quant_t *q) { return is_mxint(q) ? 0 : q->elem.emax; }
+
+static double elem_max(const fpl_quant_t *q) { return is_mxint(q) ? 127.0 / 64 : q->elem.max_finite; }
+
+/* OCP MX v1.0 section 6.3: X = 2^(floor(log2 amax) - emax_elem), clamped to
+ * E8M0's range; ":up" takes the smallest power of two with X * max >= amax */
+static int mx_shared_exponent(const fpl_quant_t *q, double amax)
+{
+    if (amax == 0)
+        return 0; /* an all-zero block: X = 1 (any scale gives zeros) */
+    int e;
+    if (q->scale_up) {
+        e = ilogb(amax) - ilogb(elem_max(q)) - 1;
+        while (ldexp(elem_max(q), e) < amax)
+            e++;
+    } else {
+        e = ilogb(amax) - elem_emax(q);
+    }
+    return e < -127 ? -127 : e > 127 ? 127 : e;
+}
+
+static uint64_t elem_code(const fpl_quant_t *q, double v, double *value)
+{
+    uint64_t c = 0;
+    if (is_mxint(q)) {
+        double k = nearbyint(ldexp(v, 6));
+        k = k < -128 ? -128 : k > 127 ? 127 : k;
+        *value = ldexp(k, -6);
+        return (uint64_t)(int64_t)k & 0xff;
+    }
+    *value = fpl_round(&q->elem, v, FPL_RNE, NULL); /* saturating */
+    fpl_format_encode(&q->elem, *value, &c);
+    return c;
+}
+
+static double elem_decode(const fpl_quant_t *q, uint64_t c)
+{
+    if (is_mxint(q))
+        return ldexp((double)(int8_t)(uint8_t)c, -6);
+    return fpl_format_decode(&q->elem, c);
+}
+
+/* ---- pack / unpack ----------------------------------------------------------- */
+
+static int check_input(const fpl_quant_t *q, const double *x, size_t rows, size_t cols)
+{
+    int st = fpl_quant_check(q, rows, cols);
     if (st)
         return st;
-    float v[32];
-    for (size_t b = 0; b < n / q->block; b++) {
-        uint8_t *o = out + b * q->block_bytes;
-        for (int j = 0; j < 32; j++)
-            v[j] = (float)x[b * 32 + (size_t)j]; /* ggml quantizes binary32 data */
-        switch (q->kind) {
-        case FPL_QUANT_Q8_0: {
-            float amax = 0.0f;
-            for (int j = 0; j < 32; j++)
-                amax = fmaxf(amax, fabsf(v[j]));
-            const float d = amax / ((1 << 7) - 1);
-            const float id = d != 0.0f ? 1.0f / d : 0.0f;
-            put_half(o, to_half(d));
-            for (int j = 0; j < 32; j++)
-                o[2 + j] = (uint8_t)(int8_t)roundf(v[j] * id);
-            break;
+    int gguf = q->kind <= FPL_QUANT_Q4_1;
+    for (size_t i = 0; i < rows * cols; i++)
+        if (!isfinite(x[i]) || (gguf && !isfinite((float)x[i])))
+            return fpl__fail(FPL_EINVAL, "%s: value %zu (%g) is not finite%s", q->name, i, x[i],
+                             gguf ? " in binary32" : "");
+    return FPL_OK;
+}
+
+int fpl_quant_pack(const fpl_quant_t *q, const double *x, size_t rows, size_t cols, uint8_t *out)
+{
+    int st = check_input(q, x, rows, cols);
+    if (st)
+        return st;
+    size_t n = rows * cols, g = group_len(q, rows, cols);
+    if (q->kind <= FPL_QUANT_Q4_1) {
+        size_t bytes = q->kind == FPL_QUANT_Q8_0 ? 34 : q->kind == FPL_QUANT_Q4_0 ? 18 : 20;
+        for (size_t b = 0; b < n / 32; b++)
+            gguf_pack_block(q->kind, x + b * 32, out + b * bytes);
+        return FPL_OK;
+    }
+    bitw_t w = {out, 0, 0};
+    if (q->kind == FPL_QUANT_INT) {
+        double *work = q->calib == FPL_CALIB_PERCENTILE ? malloc(g * sizeof *work) : NULL;
+        if (q->calib == FPL_CALIB_PERCENTILE && !work)
+            return fpl__fail(FPL_ENOMEM, "out of memory");
+        for (size_t b = 0; b < n / g; b++) {
+            const double *xg = x + b * g;
+            double lo, hi;
+            int_range(q, xg, g, work, &lo, &hi);
+            intscale_t sc = int_scale(q, lo, hi);
+            put_bits(&w, sc.scode, q->scale.nbits);
+            if (q->asym)
+                put_bits(&w, (uint64_t)sc.z, q->bits);
+            for (size_t i = 0; i < g; i++)
+                put_bits(&w, (uint64_t)int_code(q, &sc, xg[i]), q->bits);
         }
-        case FPL_QUANT_Q4_0: {
-            float amax = 0.0f, max = 0.0f;
-            for (int j = 0; j < 32; j++)
-                if (amax < fabsf(v[j])) {
-                    amax = fabsf(v[j]);
-                    max = v[j];
-                }
-            const float d = max / -8;
-            const float id = d != 0.0f ? 1.0f / d : 0.0f;
-            put_half(o, to_half(d));
-            for (int j = 0; j < 16; j++) {
-                int8_t a = (int8_t)(v[j] * id + 8.5f), c = (int8_t)(v[j + 16] * id + 8.5f);
-                uint8_t lo = (uint8_t)(a < 15 ? a : 15), hi = (uint8_t)(c < 15 ? c : 15);
-                o[2 + j] = (uint8_t)(lo | (hi << 4));
-            }
-            break;
+        free(work);
+    } else if (q->kind == FPL_QUANT_MX) {
+        for (size_t b = 0; b < n / 32; b++) {
+            const double *xb = x + b * 32;
+            double amax = 0, v;
+            for (int i = 0; i < 32; i++)
+                amax = fmax(amax, fabs(xb[i]));
+            int e = mx_shared_exponent(q, amax);
+            put_bits(&w, (uint64_t)(e + 127), 8);
+            for (int i = 0; i < 32; i++)
+                put_bits(&w, elem_code(q, ldexp(xb[i], -e), &v), elem_bits(q));
         }
-        case FPL_QUANT_Q4_1: {
-            float min = 3.40282347e+38f, max = -3.40282347e+38f;
-            for (int j = 0; j < 32; j++) {
-                if (v[j] < min)
-                    min = v[j];
-                if (v[j] > max)
-                    max = v[j];
-            }
-            const float d = (max - min) / ((1 << 4) - 1);
-            const float id = d != 0.0f ? 1.0f / d : 0.0f;
-            put_half(o, to_half(d));
-            put_half(o + 2, to_half(min));
-            for (int j = 0; j < 16; j++) {
-                int8_t a = (int8_t)((v[j] - min) * id + 0.5f);
-                int8_t c = (int8_t)((v[j + 16] - min) * id + 0.5f);
-                uint8_t lo = (uint8_t)(a < 15 ? a : 15), hi = (uint8_t)(c < 15 ? c : 15);
-                o[4 + j] = (uint8_t)(lo | (hi << 4));
-            }
-            break;
+    } else { /* NVFP4 */
+        double amax = 0, v;
+        for (size_t i = 0; i < n; i++)
+            amax = fmax(amax, fabs(x[i]));
+        float gs = amax > 0 ? (float)(amax / (6.0 * 448.0)) : 1.0f;
+        if (!(gs > 0))
+            gs = 1.0f; /* amax so small that the tensor scale underflows */
+        uint32_t gbits;
+        memcpy(&gbits, &gs, sizeof gbits);
+        put_bits(&w, gbits, 32);
+        for (size_t b = 0; b < n / 16; b++) {
+            const double *xb = x + b * 16;
+            double bmax = 0;
+            for (int i = 0; i < 16; i++)
+                bmax = fmax(bmax, fabs(xb[i]));
+            uint64_t sc;
+            double s = fpl_round(&q->scale, bmax / (6.0 * (double)gs), FPL_RNE, NULL);
+            fpl_format_encode(&q->scale, s, &sc);
+            put_bits(&w, sc, 8);
+            for (int i = 0; i < 16; i++)
+                put_bits(&w, s > 0 ? elem_code(q, xb[i] / (s * (double)gs), &v) : 0, 4);
         }
+    }
+    flush_bits(&w);
+    return FPL_OK;
+}
+
+int fpl_quant_unpack(const fpl_quant_t *q, const uint8_t *in, size_t rows, size_t cols, double *y)
+{
+    int st = fpl_quant_check(q, rows, cols);
+    if (st)
+        return st;
+    size_t n = rows * cols, g = group_len(q, rows, cols);
+    if (q->kind <= FPL_QUANT_Q4_1) {
+        size_t bytes = q->kind == FPL_QUANT_Q8_0 ? 34 : q->kind == FPL_QUANT_Q4_0 ? 18 : 20;
+        for (size_t b = 0; b < n / 32; b++)
+            gguf_unpack_block(q->kind, in + b * bytes, y + b * 32);
+        return FPL_OK;
+    }
+    bitr_t r = {in, 0, 0};
+    if (q->kind == FPL_QUANT_INT) {
+        for (size_t b = 0; b < n / g; b++) {
+            intscale_t sc = {fpl_format_decode(&q->scale, get_bits(&r, q->scale.nbits)), 0, 0};
+            if (q->asym)
+                sc.z = (int64_t)get_bits(&r, q->bits);
+            for (size_t i = 0; i < g; i++) {
+                uint64_t c = get_bits(&r, q->bits);
+                int64_t k = q->asym ? (int64_t)c
+                                    : (int64_t)(c ^ (1ULL << (q->bits - 1))) - (1LL << (q->bits - 1));
+                y[b * g + i] = int_value(&sc, k);
+            }
+        }
+    } else if (q->kind == FPL_QUANT_MX) {
+        for (size_t b = 0; b < n / 32; b++) {
+            int e = (int)get_bits(&r, 8) - 127;
+            for (int i = 0; i < 32; i++)
+                y[b * 32 + i] = ldexp(elem_decode(q, get_bits(&r, elem_bits(q))), e);
+        }
+    } else {
+        uint32_t gbits = (uint32_t)get_bits(&r, 32);
+        float gs;
+        memcpy(&gs, &gbits, sizeof gs);
+        for (size_t b = 0; b < n / 16; b++) {
+            double s = fpl_format_decode(&q->scale, get_bits(&r, 8));
+            for (int i = 0; i < 16; i++)
+                y[b * 16 + i] = elem_decode(q, get_bits(&r, 4)) * s * (double)gs;
         }
     }
     return FPL_OK;
 }
 
-int fpl_quant_unpack(const fpl_quant_t *q, const uint8_t *in, size_t n, double *y)
+int fpl_quant_apply(const fpl_quant_t *q, const double *x, size_t rows, size_t cols, double *y)
 {
-    if (n % q->block)
-        return fpl__fail(FPL_EINVAL, "%s: %zu values are not a whole number of blocks of %zu",
-                         q->name, n, q->block);
-    for (size_t b = 0; b < n / q->block; b++) {
-        const uint8_t *p = in + b * q->block_bytes;
-        double *o = y + b * 32;
-        const float d = from_half(p);
-        switch (q->kind) {
-        case FPL_QUANT_Q8_0:
-            for (int j = 0; j < 32; j++)
-                o[j] = (double)((float)(int8_t)p[2 + j] * d);
-            break;
-        case FPL_QUANT_Q4_0:
-            for (int j = 0; j < 16; j++) {
-                o[j] = (double)((float)((int)(p[2 + j] & 0x0f) - 8) * d);
-                o[j + 16] = (double)((float)((int)(p[2 + j] >> 4) - 8) * d);
-            }
-            break;
-        case FPL_QUANT_Q4_1: {
-            const float m = from_half(p + 2);
-            for (int j = 0; j < 16; j++) { /* q*d + m: two binary32 roundings */
-                float a = (float)(p[4 + j] & 0x0f) * d, c = (float)(p[4 + j] >> 4) * d;
-                o[j] = (double)(a + m);
-                o[j + 16] = (double)(c + m);
-            }
-            break;
-        }
-        }
-    }
-    return FPL_OK;
-}
-
-int fpl_quant_apply(const fpl_quant_t *q, const double *x, size_t n, double *y)
-{
-    uint8_t *buf = malloc(fpl_quant_packed_size(q, n) + 1);
+    int st = fpl_quant_check(q, rows, cols);
+    if (st)
+        return st;
+    uint8_t *buf = malloc(fpl_quant_packed_size(q, rows, cols) + 8);
     if (!buf)
         return fpl__fail(FPL_ENOMEM, "out of memory");
-    int st = fpl_quant_pack(q, x, n, buf);
+    st = fpl_quant_pack(q, x, rows, cols, buf);
     if (!st)
-        st = fpl_quant_unpack(q, buf, n, y);
+        st = fpl_quant_unpack(q, buf, rows, cols, y);
     free(buf);
     return st;
 }

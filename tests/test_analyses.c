@@ -16,7 +16,7 @@
 
 static char dir1[] = "/tmp/fplab-an1-XXXXXX", dir2[] = "/tmp/fplab-an2-XXXXXX",
             dir3[] = "/tmp/fplab-an3-XXXXXX";
-static char out1[65536], out_res[65536], out_ln[65536];
+static char out1[65536], out_res[65536], out_ln[65536], out_gr[65536];
 
 static const char *builddir(void)
 {
@@ -73,9 +73,9 @@ static int setup(void **state)
         return -1;
     if (sh(NULL, 0, "'%s/analyses/dot' --quick --out '%s' --threads 2 >/dev/null", builddir(), dir2))
         return -1;
-    const char *more[] = {"residual", "layernorm"};
-    char *outs[] = {out_res, out_ln};
-    for (int i = 0; i < 2; i++) {
+    const char *more[] = {"residual", "layernorm", "granularity"};
+    char *outs[] = {out_res, out_ln, out_gr};
+    for (int i = 0; i < 3; i++) {
         if (sh(outs[i], sizeof out_res, "'%s/analyses/%s' --quick --out '%s' --threads 1",
                builddir(), more[i], dir1))
             return -1;
@@ -100,7 +100,8 @@ static void test_analyses_dot_thread_independent(void **state)
     (void)state;
     const char *files[] = {"dot.csv",          "dot_fit.csv",           "dot_verdicts.csv",
                            "dot_reference.csv", "residual.csv",         "residual_verdicts.csv",
-                           "layernorm.csv",     "layernorm_stats.csv",  "layernorm_verdicts.csv"};
+                           "layernorm.csv",     "layernorm_stats.csv",  "layernorm_verdicts.csv",
+                           "granularity.csv",   "granularity_groups.csv", "granularity_verdicts.csv"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p1[256], p2[256];
         snprintf(p1, sizeof p1, "%s/data/%s", dir1, files[i]);
@@ -360,6 +361,50 @@ static void test_analyses_without_gnuplot(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+
+/* T5: no quantizer beats the Gaussian rate-distortion bound (6.02 dB per
+ * bit, scales counted) on Gaussian data; finer groups never lose on average. */
+static void test_analyses_granularity_bounds(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/data/granularity.csv", dir1);
+    char *txt = slurp(path), *save = NULL;
+    size_t rows = 0;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || !strncmp(line, "tensor,", 7))
+            continue;
+        char tensor[32], sch[32];
+        int reps;
+        double bpw, sq, lo, hi, rowsq, mm;
+        if (sscanf(line, "%31[^,],%31[^,],%lf,%d,%lf,%lf,%lf,%lf,%lf", tensor, sch, &bpw, &reps,
+                   &sq, &lo, &hi, &rowsq, &mm) != 9)
+            fail_msg("bad row %s", line);
+        rows++;
+        if (!strcmp(tensor, "gaussian") && sq > 20 * log10(2.0) * bpw)
+            fail_msg("%s beats the Gaussian rate-distortion bound: %g dB at %g bits", sch, sq, bpw);
+        assert_true(bpw > 4 && bpw < 9);
+        assert_true(mm > 0 && mm < 1);
+    }
+    assert_int_equal(rows, 5 * 20);
+    free(txt);
+    snprintf(path, sizeof path, "%s/data/granularity_groups.csv", dir1);
+    txt = slurp(path);
+    double prev = INFINITY;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "gaussian,int4,", 14))
+            continue;
+        size_t g;
+        double bpw, sq;
+        int reps;
+        assert_int_equal(sscanf(line + 14, "%zu,%lf,%d,%lf", &g, &bpw, &reps, &sq), 4);
+        assert_true(sq <= prev + 0.1); /* groups listed from fine to coarse */
+        prev = sq;
+    }
+    free(txt);
+    assert_non_null(strstr(out_gr, "verdict T5 "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_analyses_residual_accumulation),
         cmocka_unit_test(test_analyses_layernorm_invariance),
         cmocka_unit_test(test_analyses_without_gnuplot),
+        cmocka_unit_test(test_analyses_granularity_bounds),
     };
     return cmocka_run_group_tests_name("analyses", tests, setup, teardown);
 }

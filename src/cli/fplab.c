@@ -361,6 +361,8 @@ static const char usage_run[] =
     "             and no normalisation (total, introduced, inherited, amplification)\n"
     "  layernorm  T3: LayerNorm against scale-like and random perturbations; the error\n"
     "             of LayerNorm statistics in low precision\n"
+    "  granularity T5: SQNR against bits per value of integer (per tensor, channel,\n"
+    "             group), GGUF, MX and NVFP4 quantizers; matmul error\n"
     "\n"
     "  --quick      small sizes (seconds; what the tests run)\n"
     "  --out DIR    where data/ and plots/ go\n"
@@ -391,7 +393,7 @@ static const char usage_quant[] =
     "  --group G      group size of an integer scheme (same as :gG)\n"
     "  --calib M      integer schemes: absmax (default), mse, or pNN (percentile, e.g. p99.9)\n";
 
-static const char *const analyses[] = {"dot", "residual", "layernorm"};
+static const char *const analyses[] = {"dot", "residual", "layernorm", "granularity"};
 
 static int help(const char *text)
 {

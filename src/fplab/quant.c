@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "quant.h"
 #include "round.h"
+#include "round_impl.h"
 
 /* ---- names ------------------------------------------------------------- */
 
@@ -166,36 +167,53 @@ typedef struct {
     int n;
 } bitw_t;
 
-static void put_bits(bitw_t *w, uint64_t v, int nbits)
+/* nbits <= 32: whole 32-bit words leave the accumulator, predictably */
+static inline void put_bits(bitw_t *w, uint64_t v, int nbits)
 {
-    w->acc |= (v & ((nbits == 64) ? ~0ULL : ((1ULL << nbits) - 1))) << w->n;
+    w->acc |= (v & ((1ULL << nbits) - 1)) << w->n;
     w->n += nbits;
-    while (w->n >= 8) {
-        *w->p++ = (uint8_t)w->acc;
-        w->acc >>= 8;
-        w->n -= 8;
+    if (w->n >= 32) {
+        for (int k = 0; k < 4; k++)
+            w->p[k] = (uint8_t)(w->acc >> (8 * k));
+        w->p += 4;
+        w->acc >>= 32;
+        w->n -= 32;
     }
 }
 
 static void flush_bits(bitw_t *w)
 {
-    if (w->n > 0)
+    while (w->n > 0) {
         *w->p++ = (uint8_t)w->acc;
+        w->acc >>= 8;
+        w->n -= 8;
+    }
     w->acc = 0;
     w->n = 0;
 }
 
 typedef struct {
-    const uint8_t *p;
+    const uint8_t *p, *end;
     uint64_t acc;
     int n;
 } bitr_t;
 
-static uint64_t get_bits(bitr_t *r, int nbits)
+/* nbits <= 32; never reads past end */
+static inline uint64_t get_bits(bitr_t *r, int nbits)
 {
-    while (r->n < nbits) {
-        r->acc |= (uint64_t)*r->p++ << r->n;
-        r->n += 8;
+    if (r->n < nbits) {
+        if (r->end - r->p >= 4) {
+            uint64_t word = (uint64_t)r->p[0] | ((uint64_t)r->p[1] << 8) |
+                            ((uint64_t)r->p[2] << 16) | ((uint64_t)r->p[3] << 24);
+            r->acc |= word << r->n;
+            r->p += 4;
+            r->n += 32;
+        } else {
+            while (r->n < nbits && r->p < r->end) {
+                r->acc |= (uint64_t)*r->p++ << r->n;
+                r->n += 8;
+            }
+        }
     }
     uint64_t v = r->acc & ((1ULL << nbits) - 1);
     r->acc >>= nbits;
@@ -203,22 +221,62 @@ static uint64_t get_bits(bitr_t *r, int nbits)
     return v;
 }
 
-/* ---- GGUF: binary32 arithmetic exactly as ggml's reference ------------------ */
+/* ---- fast element coding: formats prepared once per call -------------------- */
 
-static uint16_t to_half(float v)
+/* A small float format ready for rounding (RNE, its own overflow rule) and
+ * for coding by bit extraction; decoding through a table when it has at
+ * most 8 bits. */
+typedef struct {
+    const fpl_format_t *f;
+    fparams_t P;
+    double sub_scale; /* 2^(m - emin): subnormal value -> mantissa field */
+    double table[256];
+} coder_t;
+
+static void coder_init(coder_t *c, const fpl_format_t *f)
 {
-    fpl_format_t h;
-    fpl_format_parse("fp16", &h);
-    uint64_t code = 0;
-    fpl_format_encode(&h, fpl_round(&h, (double)v, FPL_RNE, NULL), &code);
-    return (uint16_t)code;
+    c->f = f;
+    fparams_init(&c->P, f);
+    c->sub_scale = ldexp(1.0, f->mbits - f->emin);
+    if (f->nbits <= 8)
+        for (uint64_t k = 0; k < ((uint64_t)1 << f->nbits); k++)
+            c->table[k] = fpl_format_decode(f, k);
 }
 
-static float from_half(const uint8_t *p)
+/* the code of v, a finite value of a small signed float format with a zero
+ * (|v| * 2^(m - emin) fits comfortably in 64 bits); branch-free, since
+ * subnormal and normal values alternate unpredictably in FP4 data */
+static inline uint64_t coder_encode(const coder_t *c, double v)
 {
-    fpl_format_t h;
-    fpl_format_parse("fp16", &h);
-    return (float)fpl_format_decode(&h, (uint64_t)p[0] | ((uint64_t)p[1] << 8));
+    const fpl_format_t *f = c->f;
+    uint64_t b = fpl__bits(v), a = b & ~((uint64_t)1 << 63);
+    int E = (int)(a >> 52) - 1023;
+    uint64_t normal = ((uint64_t)(E + f->bias) << f->mbits) |
+                      ((a >> (52 - f->mbits)) & (((uint64_t)1 << f->mbits) - 1));
+    uint64_t sub = (uint64_t)(fpl__double(a) * c->sub_scale); /* 0 for v = 0 */
+    uint64_t m = (uint64_t)0 - (uint64_t)(E >= f->emin); /* all ones for normal values */
+    uint64_t code = (normal & m) | (sub & ~m);
+    return code | ((b >> 63) << (f->nbits - 1));
+}
+
+/* round to the format (RNE) and return the code; *value gets the value */
+static inline uint64_t coder_round(const coder_t *c, double x, double *value)
+{
+    *value = round_float_one(&c->P, x, FPL_RNE, 0);
+    return coder_encode(c, *value);
+}
+
+/* ---- GGUF: binary32 arithmetic exactly as ggml's reference ------------------ */
+
+static uint16_t to_half(const coder_t *h, float v)
+{
+    double r;
+    return (uint16_t)coder_round(h, (double)v, &r);
+}
+
+static float from_half(const fpl_format_t *h, const uint8_t *p)
+{
+    return (float)fpl_format_decode(h, (uint64_t)p[0] | ((uint64_t)p[1] << 8));
 }
 
 static void put_half(uint8_t *p, uint16_t v)
@@ -227,7 +285,7 @@ static void put_half(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)(v >> 8);
 }
 
-static void gguf_pack_block(fpl_quant_kind_t kind, const double *x, uint8_t *o)
+static void gguf_pack_block(const coder_t *h, fpl_quant_kind_t kind, const double *x, uint8_t *o)
 {
     float v[32];
     for (int j = 0; j < 32; j++)
@@ -238,9 +296,12 @@ static void gguf_pack_block(fpl_quant_kind_t kind, const double *x, uint8_t *o)
             amax = fmaxf(amax, fabsf(v[j]));
         const float d = amax / ((1 << 7) - 1);
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        put_half(o, to_half(d));
-        for (int j = 0; j < 32; j++)
-            o[2 + j] = (uint8_t)(int8_t)roundf(v[j] * id);
+        put_half(o, to_half(h, d));
+        for (int j = 0; j < 32; j++) { /* roundf: |t| + 0.5 is exact in binary64 */
+            float t = v[j] * id;
+            int k = (int)((double)fabsf(t) + 0.5);
+            o[2 + j] = (uint8_t)(int8_t)(t < 0 ? -k : k);
+        }
     } else if (kind == FPL_QUANT_Q4_0) {
         float amax = 0.0f, max = 0.0f;
         for (int j = 0; j < 32; j++)
@@ -250,7 +311,7 @@ static void gguf_pack_block(fpl_quant_kind_t kind, const double *x, uint8_t *o)
             }
         const float d = max / -8;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        put_half(o, to_half(d));
+        put_half(o, to_half(h, d));
         for (int j = 0; j < 16; j++) {
             int8_t a = (int8_t)(v[j] * id + 8.5f), c = (int8_t)(v[j + 16] * id + 8.5f);
             uint8_t lo = (uint8_t)(a < 15 ? a : 15), hi = (uint8_t)(c < 15 ? c : 15);
@@ -266,8 +327,8 @@ static void gguf_pack_block(fpl_quant_kind_t kind, const double *x, uint8_t *o)
         }
         const float d = (max - min) / ((1 << 4) - 1);
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        put_half(o, to_half(d));
-        put_half(o + 2, to_half(min));
+        put_half(o, to_half(h, d));
+        put_half(o + 2, to_half(h, min));
         for (int j = 0; j < 16; j++) {
             int8_t a = (int8_t)((v[j] - min) * id + 0.5f);
             int8_t c = (int8_t)((v[j + 16] - min) * id + 0.5f);
@@ -277,9 +338,10 @@ static void gguf_pack_block(fpl_quant_kind_t kind, const double *x, uint8_t *o)
     }
 }
 
-static void gguf_unpack_block(fpl_quant_kind_t kind, const uint8_t *p, double *o)
+static void gguf_unpack_block(const fpl_format_t *h, fpl_quant_kind_t kind, const uint8_t *p,
+                              double *o)
 {
-    const float d = from_half(p);
+    const float d = from_half(h, p);
     if (kind == FPL_QUANT_Q8_0) {
         for (int j = 0; j < 32; j++)
             o[j] = (double)((float)(int8_t)p[2 + j] * d);
@@ -289,7 +351,7 @@ static void gguf_unpack_block(fpl_quant_kind_t kind, const uint8_t *p, double *o
             o[j + 16] = (double)((float)((int)(p[2 + j] >> 4) - 8) * d);
         }
     } else {
-        const float m = from_half(p + 2);
+        const float m = from_half(h, p + 2);
         for (int j = 0; j < 16; j++) { /* q*d + m: two binary32 roundings */
             float a = (float)(p[4 + j] & 0x0f) * d, c = (float)(p[4 + j] >> 4) * d;
             o[j] = (double)(a + m);
@@ -347,10 +409,19 @@ static intscale_t int_scale(const fpl_quant_t *q, double lo, double hi)
     return r;
 }
 
+/* round to nearest even for |v| < 2^51: one exact binary64 addition (the
+ * default rounding mode) and its exact undoing */
+static inline double rne_int(double v)
+{
+    return (v + 0x1.8p52) - 0x1.8p52;
+}
+
 static int64_t int_code(const fpl_quant_t *q, const intscale_t *sc, double x)
 {
     int64_t levels = (1LL << q->bits) - 1, qmax = (1LL << (q->bits - 1)) - 1;
-    double v = nearbyint(x / sc->s);
+    double v = x / sc->s;
+    v = v > 512 ? 512 : v < -512 ? -512 : v; /* beyond every code: clamped below */
+    v = rne_int(v);
     if (q->asym) {
         v += (double)sc->z;
         return v < 0 ? 0 : v > (double)levels ? levels : (int64_t)v;
@@ -364,12 +435,12 @@ static double int_value(const intscale_t *sc, int64_t c) { return (double)(c - s
 static void int_range(const fpl_quant_t *q, const double *x, size_t n, double *work, double *lo,
                       double *hi)
 {
-    double mn = INFINITY, mx = -INFINITY, amax = 0;
+    double mn = INFINITY, mx = -INFINITY; /* inputs are finite: no NaN rules needed */
     for (size_t i = 0; i < n; i++) {
-        mn = fmin(mn, x[i]);
-        mx = fmax(mx, x[i]);
-        amax = fmax(amax, fabs(x[i]));
+        mn = x[i] < mn ? x[i] : mn;
+        mx = x[i] > mx ? x[i] : mx;
     }
+    double amax = -mn > mx ? -mn : mx;
     *lo = q->asym ? mn : -amax;
     *hi = q->asym ? mx : amax;
     if (q->calib == FPL_CALIB_PERCENTILE && n > 1) {
@@ -427,25 +498,15 @@ static int mx_shared_exponent(const fpl_quant_t *q, double amax)
     return e < -127 ? -127 : e > 127 ? 127 : e;
 }
 
-static uint64_t elem_code(const fpl_quant_t *q, double v, double *value)
+static inline uint64_t elem_code(const fpl_quant_t *q, const coder_t *ec, double v)
 {
-    uint64_t c = 0;
+    double value;
     if (is_mxint(q)) {
-        double k = nearbyint(ldexp(v, 6));
-        k = k < -128 ? -128 : k > 127 ? 127 : k;
-        *value = ldexp(k, -6);
+        double k = v * 64;
+        k = k < -128 ? -128 : k > 127 ? 127 : rne_int(k);
         return (uint64_t)(int64_t)k & 0xff;
     }
-    *value = fpl_round(&q->elem, v, FPL_RNE, NULL); /* saturating */
-    fpl_format_encode(&q->elem, *value, &c);
-    return c;
-}
-
-static double elem_decode(const fpl_quant_t *q, uint64_t c)
-{
-    if (is_mxint(q))
-        return ldexp((double)(int8_t)(uint8_t)c, -6);
-    return fpl_format_decode(&q->elem, c);
+    return coder_round(ec, v, &value); /* saturating */
 }
 
 /* ---- pack / unpack ----------------------------------------------------------- */
@@ -469,11 +530,28 @@ int fpl_quant_pack(const fpl_quant_t *q, const double *x, size_t rows, size_t co
     if (st)
         return st;
     size_t n = rows * cols, g = group_len(q, rows, cols);
+    coder_t *ec = malloc(sizeof *ec), *scoder = malloc(sizeof *scoder);
+    if (!ec || !scoder) {
+        free(ec);
+        free(scoder);
+        return fpl__fail(FPL_ENOMEM, "out of memory");
+    }
+    fpl_format_t half;
+    fpl_format_parse("fp16", &half);
     if (q->kind <= FPL_QUANT_Q4_1) {
+        coder_init(scoder, &half);
         size_t bytes = q->kind == FPL_QUANT_Q8_0 ? 34 : q->kind == FPL_QUANT_Q4_0 ? 18 : 20;
         for (size_t b = 0; b < n / 32; b++)
-            gguf_pack_block(q->kind, x + b * 32, out + b * bytes);
+            gguf_pack_block(scoder, q->kind, x + b * 32, out + b * bytes);
+        free(ec);
+        free(scoder);
         return FPL_OK;
+    }
+    if (q->kind == FPL_QUANT_MX || q->kind == FPL_QUANT_NVFP4) {
+        if (!is_mxint(q))
+            coder_init(ec, &q->elem);
+        if (q->kind == FPL_QUANT_NVFP4)
+            coder_init(scoder, &q->scale);
     }
     bitw_t w = {out, 0, 0};
     if (q->kind == FPL_QUANT_INT) {
@@ -495,18 +573,28 @@ int fpl_quant_pack(const fpl_quant_t *q, const double *x, size_t rows, size_t co
     } else if (q->kind == FPL_QUANT_MX) {
         for (size_t b = 0; b < n / 32; b++) {
             const double *xb = x + b * 32;
-            double amax = 0, v;
+            _Alignas(32) double t[32]; /* aligned: no scalar head in the SIMD rounding */
+            double amax = 0;
             for (int i = 0; i < 32; i++)
-                amax = fmax(amax, fabs(xb[i]));
+                amax = fabs(xb[i]) > amax ? fabs(xb[i]) : amax;
             int e = mx_shared_exponent(q, amax);
+            double inv = ldexp(1.0, -e); /* exact: a power of two */
             put_bits(&w, (uint64_t)(e + 127), 8);
             for (int i = 0; i < 32; i++)
-                put_bits(&w, elem_code(q, ldexp(xb[i], -e), &v), elem_bits(q));
+                t[i] = xb[i] * inv;
+            if (is_mxint(q)) {
+                for (int i = 0; i < 32; i++)
+                    put_bits(&w, elem_code(q, ec, t[i]), 8);
+            } else { /* the block at once through the array (SIMD) rounding */
+                fpl_round_array(&q->elem, t, t, 32, FPL_RNE, NULL);
+                for (int i = 0; i < 32; i++)
+                    put_bits(&w, coder_encode(ec, t[i]), elem_bits(q));
+            }
         }
     } else { /* NVFP4 */
-        double amax = 0, v;
+        double amax = 0;
         for (size_t i = 0; i < n; i++)
-            amax = fmax(amax, fabs(x[i]));
+            amax = fabs(x[i]) > amax ? fabs(x[i]) : amax;
         float gs = amax > 0 ? (float)(amax / (6.0 * 448.0)) : 1.0f;
         if (!(gs > 0))
             gs = 1.0f; /* amax so small that the tensor scale underflows */
@@ -515,18 +603,23 @@ int fpl_quant_pack(const fpl_quant_t *q, const double *x, size_t rows, size_t co
         put_bits(&w, gbits, 32);
         for (size_t b = 0; b < n / 16; b++) {
             const double *xb = x + b * 16;
+            _Alignas(32) double t[16];
             double bmax = 0;
             for (int i = 0; i < 16; i++)
-                bmax = fmax(bmax, fabs(xb[i]));
-            uint64_t sc;
-            double s = fpl_round(&q->scale, bmax / (6.0 * (double)gs), FPL_RNE, NULL);
-            fpl_format_encode(&q->scale, s, &sc);
-            put_bits(&w, sc, 8);
+                bmax = fabs(xb[i]) > bmax ? fabs(xb[i]) : bmax;
+            double s;
+            uint64_t scode = coder_round(scoder, bmax / (6.0 * (double)gs), &s);
+            put_bits(&w, scode, 8);
             for (int i = 0; i < 16; i++)
-                put_bits(&w, s > 0 ? elem_code(q, xb[i] / (s * (double)gs), &v) : 0, 4);
+                t[i] = s > 0 ? xb[i] / (s * (double)gs) : 0.0;
+            fpl_round_array(&q->elem, t, t, 16, FPL_RNE, NULL);
+            for (int i = 0; i < 16; i++)
+                put_bits(&w, coder_encode(ec, t[i]), 4);
         }
     }
     flush_bits(&w);
+    free(ec);
+    free(scoder);
     return FPL_OK;
 }
 
@@ -537,12 +630,21 @@ int fpl_quant_unpack(const fpl_quant_t *q, const uint8_t *in, size_t rows, size_
         return st;
     size_t n = rows * cols, g = group_len(q, rows, cols);
     if (q->kind <= FPL_QUANT_Q4_1) {
+        fpl_format_t half;
+        fpl_format_parse("fp16", &half);
         size_t bytes = q->kind == FPL_QUANT_Q8_0 ? 34 : q->kind == FPL_QUANT_Q4_0 ? 18 : 20;
         for (size_t b = 0; b < n / 32; b++)
-            gguf_unpack_block(q->kind, in + b * bytes, y + b * 32);
+            gguf_unpack_block(&half, q->kind, in + b * bytes, y + b * 32);
         return FPL_OK;
     }
-    bitr_t r = {in, 0, 0};
+    double etab[256], stab[256];
+    if (q->kind == FPL_QUANT_MX || q->kind == FPL_QUANT_NVFP4)
+        for (int k = 0; k < 256; k++) {
+            etab[k] = is_mxint(q) ? ldexp((double)(int8_t)(uint8_t)k, -6)
+                      : k < (1 << q->elem.nbits) ? fpl_format_decode(&q->elem, (uint64_t)k) : 0;
+            stab[k] = q->kind == FPL_QUANT_NVFP4 ? fpl_format_decode(&q->scale, (uint64_t)k) : 0;
+        }
+    bitr_t r = {in, in + fpl_quant_packed_size(q, rows, cols), 0, 0};
     if (q->kind == FPL_QUANT_INT) {
         for (size_t b = 0; b < n / g; b++) {
             intscale_t sc = {fpl_format_decode(&q->scale, get_bits(&r, q->scale.nbits)), 0, 0};
@@ -557,18 +659,18 @@ int fpl_quant_unpack(const fpl_quant_t *q, const uint8_t *in, size_t rows, size_
         }
     } else if (q->kind == FPL_QUANT_MX) {
         for (size_t b = 0; b < n / 32; b++) {
-            int e = (int)get_bits(&r, 8) - 127;
+            double X = ldexp(1.0, (int)get_bits(&r, 8) - 127);
             for (int i = 0; i < 32; i++)
-                y[b * 32 + i] = ldexp(elem_decode(q, get_bits(&r, elem_bits(q))), e);
+                y[b * 32 + i] = etab[get_bits(&r, elem_bits(q))] * X;
         }
     } else {
         uint32_t gbits = (uint32_t)get_bits(&r, 32);
         float gs;
         memcpy(&gs, &gbits, sizeof gs);
         for (size_t b = 0; b < n / 16; b++) {
-            double s = fpl_format_decode(&q->scale, get_bits(&r, 8));
+            double s = stab[get_bits(&r, 8)];
             for (int i = 0; i < 16; i++)
-                y[b * 16 + i] = elem_decode(q, get_bits(&r, 4)) * s * (double)gs;
+                y[b * 16 + i] = etab[get_bits(&r, 4)] * s * (double)gs;
         }
     }
     return FPL_OK;

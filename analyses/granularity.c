@@ -225,19 +225,20 @@ int main(int argc, char **argv)
                             !strncmp(schemes[s], "int", 3) ? 1 : schemes[s][0] == 'q' ? 2
                                                              : !strncmp(schemes[s], "mx", 2) ? 3 : 4);
         fpl_plot_printf(p, "EOD\n");
-        fpl_plot_printf(p, "set title '%s'\n", dist_label[d]);
+        /* scheme names carry underscores: no enhanced text in these panels */
+        fpl_plot_printf(p, "set termoption noenhanced\nset title '%s'\n", dist_label[d]);
         fpl_plot_printf(p, "plot 20*log10(2)*x ls 20 title 'Gaussian R(D): 6.02 dB/bit', "
                            "$r%d u 1:($4==1?$2:1/0) w p ls 1 pt 7 title 'integer', "
                            "$r%d u 1:($4==2?$2:1/0) w p ls 2 pt 5 title 'GGUF', "
                            "$r%d u 1:($4==3?$2:1/0) w p ls 3 pt 9 title 'OCP MX', "
                            "$r%d u 1:($4==4?$2:1/0) w p ls 4 pt 11 title 'NVFP4', "
-                           "$r%d u 1:2:3 w labels noenhanced font ',7' offset 0.6,0.35 left rotate by 20 "
+                           "$r%d u 1:2:3 w labels font ',7' offset 0.6,0.35 left rotate by 20 "
                            "notitle\n",
                         d, d, d, d, d);
         if (d == 0)
             fpl_plot_printf(p, "unset key\n");
     }
-    fpl_plot_printf(p, "set title 'matmul Y = X Wᵀ, fp32 accumulation'\n"
+    fpl_plot_printf(p, "set termoption enhanced\nset title 'matmul Y = X Wᵀ, fp32 accumulation'\n"
                        "set ylabel 'relative error of Y'\nset logscale y\nset yrange [*:*]\n"
                        "set format y '10^{%%T}'\nset key top right box\n");
     fpl_plot_printf(p, "$m << EOD\n");

@@ -95,6 +95,25 @@ AVX2_INLINE __m256i splitmix64_x4(__m256i z)
     return _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
 }
 
+/* Store four results; lanes whose input was inf or NaN (spec) take the
+ * scalar rule first.  Streaming stores bypass the cache. */
+AVX2_INLINE void store4(const fparams_t *P, const double *in, double *out, __m256d res,
+                        __m256i spec, const int stream)
+{
+    if (__builtin_expect(!_mm256_testz_si256(spec, spec), 0)) {
+        double tmp[4];
+        _mm256_storeu_pd(tmp, res);
+        for (int j = 0; j < 4; j++)
+            if (!isfinite(in[j]))
+                tmp[j] = isnan(in[j]) ? NAN : (in[j] < 0 ? P->inf_neg : P->inf_pos);
+        res = _mm256_loadu_pd(tmp);
+    }
+    if (stream)
+        _mm256_stream_pd(out, res);
+    else
+        _mm256_storeu_pd(out, res);
+}
+
 AVX2_INLINE size_t avx2_loop(const fparams_t *P, const double *in, double *out, size_t n,
                              const fpl_rmode_t mode, uint64_t key, uint64_t c0, const int stream)
 {
@@ -183,19 +202,7 @@ AVX2_INLINE size_t avx2_loop(const fparams_t *P, const double *in, double *out, 
         if (fnuz)
             sgn = _mm256_andnot_si256(_mm256_castpd_si256(_mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_EQ_OQ)), sgn);
         __m256d res = _mm256_castsi256_pd(_mm256_or_si256(_mm256_castpd_si256(r), sgn));
-        __m256i spec = _mm256_cmpeq_epi64(e, C2047);
-        if (__builtin_expect(!_mm256_testz_si256(spec, spec), 0)) {
-            double tmp[4]; /* inf or NaN in this group: the scalar rule */
-            _mm256_storeu_pd(tmp, res);
-            for (int j = 0; j < 4; j++)
-                if (!isfinite(in[i + j]))
-                    tmp[j] = isnan(in[i + j]) ? NAN : (in[i + j] < 0 ? P->inf_neg : P->inf_pos);
-            res = _mm256_loadu_pd(tmp);
-        }
-        if (stream)
-            _mm256_stream_pd(out + i, res);
-        else
-            _mm256_storeu_pd(out + i, res);
+        store4(P, in + i, out + i, res, _mm256_cmpeq_epi64(e, C2047), stream);
     }
     if (stream)
         _mm_sfence();
@@ -235,19 +242,8 @@ AVX2_INLINE size_t avx2_rne_adder(const fparams_t *P, const double *in, double *
         if (fnuz)
             sgn = _mm256_andnot_si256(_mm256_castpd_si256(_mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_EQ_OQ)), sgn);
         __m256d res = _mm256_castsi256_pd(_mm256_or_si256(_mm256_castpd_si256(r), sgn));
-        __m256i spec = _mm256_cmpeq_epi64(_mm256_and_si256(b, EXPM), C2047);
-        if (__builtin_expect(!_mm256_testz_si256(spec, spec), 0)) {
-            double tmp[4];
-            _mm256_storeu_pd(tmp, res);
-            for (int j = 0; j < 4; j++)
-                if (!isfinite(in[i + j]))
-                    tmp[j] = isnan(in[i + j]) ? NAN : (in[i + j] < 0 ? P->inf_neg : P->inf_pos);
-            res = _mm256_loadu_pd(tmp);
-        }
-        if (stream)
-            _mm256_stream_pd(out + i, res);
-        else
-            _mm256_storeu_pd(out + i, res);
+        store4(P, in + i, out + i, res, _mm256_cmpeq_epi64(_mm256_and_si256(b, EXPM), C2047),
+               stream);
     }
     if (stream)
         _mm_sfence();

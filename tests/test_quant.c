@@ -199,6 +199,18 @@ static void test_quant_mx_edges(void **state)
     assert_int_equal(fpl_quant_unpack(&q, buf, 1, 32, y), 0);
     for (int i = 0; i < 32; i++)
         assert_true(y[i] == 0);
+    /* E3M2 and E5M2 share 2 mantissa bits but not their range: in [28, 0.03]
+     * E3M2 (emax 4, X = 1) has 0.03 below half its smallest subnormal 1/16,
+     * E5M2 (emax 15, X = 2^-11) keeps it as 64 * 2^-11; E2M3 (emax 2, X = 1)
+     * rounds 0.1 to its subnormal 1/8 */
+    fpl_quant_t e3 = scheme("mxfp6_e3m2"), e5 = scheme("mxfp8_e5m2"), e2 = scheme("mxfp6_e2m3");
+    double s6[32] = {28, 0.03}, s2[32] = {7.5, 0.1};
+    assert_int_equal(fpl_quant_apply(&e3, s6, 1, 32, y), 0);
+    assert_true(y[0] == 28 && y[1] == 0);
+    assert_int_equal(fpl_quant_apply(&e5, s6, 1, 32, y), 0);
+    assert_true(y[0] == 28 && y[1] == 0x1p-5);
+    assert_int_equal(fpl_quant_apply(&e2, s2, 1, 32, y), 0);
+    assert_true(y[0] == 7.5 && y[1] == 0.125);
     /* MXFP8 E4M3: emax 8, max 448; MXINT8: elements k/64 */
     fpl_quant_t f8 = scheme("mxfp8_e4m3"), i8 = scheme("mxint8");
     double a[32] = {448, 1, 300};

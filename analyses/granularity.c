@@ -20,7 +20,7 @@ static const char *const dist_label[NDIST] = {
 static const char *const schemes[] = {
     "int8",       "int8:channel", "int8:g128",  "int4",       "int4:channel", "int4:g128",
     "int4:g64",   "int4:g32",     "int4:g32:asym", "q8_0",    "q4_0",         "q4_1",
-    "mxfp8_e4m3", "mxfp8_e5m2",   "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4",        "mxfp4:up",
+    "q4_K",       "mxfp8_e4m3", "mxfp8_e5m2",   "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4",        "mxfp4:up",
     "mxint8",     "nvfp4"};
 #define NSCH (sizeof schemes / sizeof schemes[0])
 
@@ -55,6 +55,40 @@ static void fill(int dist, gsl_rng *g, double *W, size_t rows, size_t cols)
                 v *= 20; /* outlier features, as reported for large LLMs */
             W[r * cols + c] = dist == D_ACTIVATIONS ? v : 0.02 * v;
         }
+}
+
+/* label heights for one rate-distortion panel.  Labels run to the right of
+ * their points; each takes the free height nearest its point (its own, then
+ * one text line up, one down, two up, ...) among the labels placed before
+ * it, points being placed from left to right. */
+static void place_labels(const double *x, const fpl_summary_t *y, double *ly)
+{
+    const double line = 2.4, reach = 0.95; /* dB per text line; bits a label spans */
+    size_t order[NSCH];
+    for (size_t s = 0; s < NSCH; s++)
+        order[s] = s;
+    for (size_t a = 1; a < NSCH; a++) /* insertion sort by bits, then SQNR */
+        for (size_t b = a; b > 0; b--) {
+            size_t u = order[b], v = order[b - 1];
+            if (!(x[u] < x[v] || (x[u] == x[v] && y[u].mean < y[v].mean)))
+                break;
+            order[b] = v;
+            order[b - 1] = u;
+        }
+    for (size_t a = 0; a < NSCH; a++) {
+        size_t i = order[a];
+        for (int k = 0; k < 64; k++) { /* candidates 0, +1, -1, +2, -2, ... lines */
+            double cand = y[i].mean + line * (k % 2 ? (k + 1) / 2 : -(k / 2));
+            int free = 1;
+            for (size_t b = 0; b < a && free; b++) {
+                size_t j = order[b];
+                free = !(x[i] - x[j] < reach && fabs(ly[j] - cand) < line * 0.999);
+            }
+            ly[i] = cand;
+            if (free)
+                break;
+        }
+    }
 }
 
 static double sqnr_db(const double *x, const double *y, size_t n)
@@ -93,7 +127,7 @@ int main(int argc, char **argv)
     fpa_t A;
     int st = fpa_init(&A, "granularity",
                       "T5: SQNR against bits per value (scales included) of integer schemes\n"
-                      "per tensor, per channel and per group, GGUF q8_0/q4_0/q4_1, OCP MX and\n"
+                      "per tensor, per channel and per group, GGUF q8_0/q4_0/q4_1/q4_K, OCP MX and\n"
                       "NVFP4, on Gaussian, Laplace, Student-t and outlier-channel weights and on\n"
                       "activations with outlier features; the relative error of Y = X W^T with\n"
                       "fp32 accumulation.  Writes data/granularity*.csv, plots/granularity.png|pdf,\n"
@@ -216,14 +250,17 @@ int main(int argc, char **argv)
                        "set xlabel 'bits per value (scales included)'\n"
                        "set ylabel 'SQNR (dB), median over rows'\nset xrange [3.5:9.5]\n"
                        "set yrange [-5:60]\n"
-                       "set key top left box\n");
+                       "set key bottom right box\n");
     for (int d = 0; d < NDIST; d++) {
+        double ly[NSCH];
+        place_labels(bpw + (size_t)d * NSCH, RS[d], ly);
         fpl_plot_printf(p, "$r%d << EOD\n", d);
         for (size_t s = 0; s < NSCH; s++)
-            fpl_plot_printf(p, "%.17g %.17g \"%s\" %d\n", bpw[(size_t)d * NSCH + s], RS[d][s].mean,
-                            schemes[s],
+            fpl_plot_printf(p, "%.17g %.17g \"%s\" %d %.17g\n", bpw[(size_t)d * NSCH + s],
+                            RS[d][s].mean, schemes[s],
                             !strncmp(schemes[s], "int", 3) ? 1 : schemes[s][0] == 'q' ? 2
-                                                             : !strncmp(schemes[s], "mx", 2) ? 3 : 4);
+                                                             : !strncmp(schemes[s], "mx", 2) ? 3 : 4,
+                            ly[s]);
         fpl_plot_printf(p, "EOD\n");
         /* scheme names carry underscores: no enhanced text in these panels */
         fpl_plot_printf(p, "set termoption noenhanced\nset title '%s'\n", dist_label[d]);
@@ -232,9 +269,10 @@ int main(int argc, char **argv)
                            "$r%d u 1:($4==2?$2:1/0) w p ls 2 pt 5 title 'GGUF', "
                            "$r%d u 1:($4==3?$2:1/0) w p ls 3 pt 9 title 'OCP MX', "
                            "$r%d u 1:($4==4?$2:1/0) w p ls 4 pt 11 title 'NVFP4', "
-                           "$r%d u 1:2:3 w labels font ',7' offset 0.6,0.35 left rotate by 20 "
+                           "$r%d u ($1+0.12):5:3 w labels font ',7' left notitle, "
+                           "$r%d u 1:2:(0.1):($5-$2) w vectors nohead lc rgb '#b0b0b0' lw 0.5 "
                            "notitle\n",
-                        d, d, d, d, d);
+                        d, d, d, d, d, d);
         if (d == 0)
             fpl_plot_printf(p, "unset key\n");
     }

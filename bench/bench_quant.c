@@ -19,7 +19,7 @@ static double now(void)
 
 int main(void)
 {
-    const char *schemes[] = {"q8_0",  "q4_0",       "q4_1",       "int8:channel", "int4:g128",
+    const char *schemes[] = {"q8_0",  "q4_0",       "q4_1",       "q4_K",       "int8:channel", "int4:g128",
                              "int4:g32:asym", "mxfp8_e4m3", "mxfp6_e3m2", "mxfp4",  "mxint8",
                              "nvfp4"};
     const char *targeted[] = {"q8_0", "q4_0", "int4:g128", "mxfp4"};

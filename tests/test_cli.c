@@ -326,6 +326,7 @@ static void test_cli_quant(void **state)
     unlink(path);
     expect_error(run(in, "quant", "q5_k", NULL), "unknown quantization scheme");
     expect_error(run("1\n2\n3\n", "quant", "q4_0", NULL), "blocks of 32");
+    expect_error(run(in, "quant", "q4_K", NULL), "blocks of 256");
     expect_error(run(in, "quant", "int4", "--rows", "3", NULL), "do not make 3 equal rows");
     expect_error(run("1\nnan\n", "quant", "int8", NULL), "refused");
     expect_error(run("1\nx\n", "quant", "int8", NULL), "not a number");

@@ -45,6 +45,13 @@ static void test_quant_q8_0_block(void **state)
     assert_int_equal((int8_t)buf[3], 64); /* roundf(63.5) */
     assert_int_equal(fpl_quant_unpack(&q, buf, 1, 32, y), 0);
     assert_true(y[0] == (double)(127.0f * 0x1.02p-7f));
+    /* a scale beyond binary16 (amax / 127 > 65504) is stored as inf, as
+     * ggml's conversion does; the block then decodes to inf and NaN (0 inf) */
+    double big[32] = {-1e7, 1.0};
+    assert_int_equal(fpl_quant_pack(&q, big, 1, 32, buf), 0);
+    assert_int_equal(buf[0] | (buf[1] << 8), 0x7c00);
+    assert_int_equal(fpl_quant_unpack(&q, buf, 1, 32, y), 0);
+    assert_true(isinf(y[0]) && y[0] < 0 && isnan(y[2]));
 }
 
 /* q4_0: the value of largest magnitude is -8, so d = 1; q = min(15,
@@ -112,6 +119,80 @@ static void test_quant_q4_1_block(void **state)
         assert_true(y[j] == 0x1.334p-2); /* binary16(0.3): 1 + 205/1024 */
 }
 
+/* q4_K, from its definition: per sub-block of 32 a weighted fit x ~ s q - m
+ * (q in 0..15) over grids of nmax + rmin + rdelta*k steps (rmin = -1, rdelta
+ * = 0.1, k = 0..20) and the plain 15-step grid, least squares on each; then
+ * 6-bit codes of s_j and m_j against d = fp16(max s / 63), dmin = fp16(max m
+ * / 63), and the codes recomputed as nearest((x + dmin m_j) / (d s_j)).
+ * Layout: d, dmin, 12 bytes of scales/mins, 128 bytes of nibbles (byte 32c+l
+ * holds sub-block 2c in the low nibble, 2c+1 in the high one). */
+static void test_quant_q4_K_block(void **state)
+{
+    (void)state;
+    fpl_quant_t q = scheme("q4_K");
+    enum { N = 3 * 256 };
+    static double x[N], y[N];
+    static uint8_t buf[3 * 144];
+    int k[N];
+    /* super-block 0: sub-block j holds k - 9j with k covering 0..15, so the
+     * plain grid fits exactly (s_j = 1, m_j = 9j, zero error, no search can
+     * beat it); max m = 63 so dmin = 1 and the min codes are 9j */
+    for (int j = 0; j < 8; j++)
+        for (int l = 0; l < 32; l++) {
+            k[32 * j + l] = (7 * l + j) % 16;
+            x[32 * j + l] = k[32 * j + l] - 9 * j;
+        }
+    /* super-block 1: every sub-block holds 0..14.  The plain grid (range/15)
+     * fits badly; the first searched grid, (15 - 1) steps over the range 14,
+     * is the integers, whose least-squares fit is s = 1, m = 0 with zero
+     * error.  So the codes are the values (14 stays 14, not 15). */
+    for (int i = 256; i < 512; i++) {
+        k[i] = (i - 256) % 15;
+        x[i] = k[i];
+    }
+    /* super-block 2: zeros */
+    for (int i = 512; i < N; i++)
+        k[i] = 0, x[i] = 0;
+    assert_int_equal(fpl_quant_pack(&q, x, 3, 256, buf), 0);
+    /* d = fp16(1/63): 1/63 = 2^-6 * 1.01587, 1.01587 * 1024 = 1040.25 -> 1040,
+     * code (9 << 10) | 16 = 0x2410 */
+    const uint8_t head0[16] = {0x10, 0x24, 0x00, 0x3c, /* d, dmin = 1.0 */
+                               /* bytes 0-3: s codes 63 of sub-blocks 0-3, top bits of
+                                * the s codes of 4-7 (63 >> 4 = 3) in bits 6-7 */
+                               0xff, 0xff, 0xff, 0xff,
+                               /* bytes 4-7: m codes 0, 9, 18, 27 of sub-blocks 0-3, top
+                                * bits of m codes 36, 45, 54, 63 (2, 2, 3, 3) */
+                               0x80, 0x89, 0xd2, 0xdb,
+                               /* bytes 8-11: low nibbles: s 15 | m (4, 13, 6, 15) << 4 */
+                               0x4f, 0xdf, 0x6f, 0xff};
+    const uint8_t head1[16] = {0x10, 0x24, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff,
+                               0x00, 0x00, 0x00, 0x00, 0x0f, 0x0f, 0x0f, 0x0f};
+    assert_memory_equal(buf, head0, 16);
+    assert_memory_equal(buf + 144, head1, 16);
+    for (int sb = 0; sb < 3; sb++)
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++) {
+                int i = 256 * sb + 64 * c + l;
+                uint8_t want = (uint8_t)(k[i] | (k[i + 32] << 4));
+                if (buf[144 * sb + 16 + 32 * c + l] != want)
+                    fail_msg("q4_K super-block %d byte %d: %#x, want %#x", sb, 16 + 32 * c + l,
+                             buf[144 * sb + 16 + 32 * c + l], want);
+            }
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(buf[288 + i], 0); /* zeros: d = dmin = 0, all codes 0 */
+    /* dequantized: (d * s code) q - dmin * m code, each product rounded to
+     * binary32; d * 63 = 65520 / 65536 exactly, and every result here is exact */
+    assert_int_equal(fpl_quant_unpack(&q, buf, 3, 256, y), 0);
+    for (int i = 0; i < N; i++) {
+        double want = i < 512 ? 65520.0 / 65536 * k[i] - (i < 256 ? 9 * (i / 32) : 0) : 0;
+        if (y[i] != want)
+            fail_msg("q4_K value %d: %a, want %a", i, y[i], want);
+    }
+    /* rows must be whole super-blocks */
+    assert_int_equal(fpl_quant_pack(&q, x, 2, 128, buf), FPL_EINVAL);
+    assert_non_null(strstr(fpl_last_error(), "blocks of 256"));
+}
+
 static void test_quant_sizes_and_errors(void **state)
 {
     (void)state;
@@ -123,7 +204,8 @@ static void test_quant_sizes_and_errors(void **state)
         size_t rows, cols;
         double bpw;
     } cases[] = {{"q8_0", 4, 1024, 8.5},          {"q4_0", 4, 1024, 4.5},
-                 {"q4_1", 4, 1024, 5.0},          {"mxfp8_e4m3", 4, 1024, 8.25},
+                 {"q4_1", 4, 1024, 5.0},          {"q4_K", 4, 1024, 4.5},
+                 {"mxfp8_e4m3", 4, 1024, 8.25},
                  {"mxfp8_e5m2", 4, 1024, 8.25},   {"mxfp6_e3m2", 4, 1024, 6.25},
                  {"mxfp6_e2m3", 4, 1024, 6.25},   {"mxfp4", 4, 1024, 4.25},
                  {"mxint8", 4, 1024, 8.25},       {"nvfp4", 4, 1024, 4.5 + 32.0 / 4096},
@@ -367,17 +449,73 @@ static void test_quant_random_properties(void **state)
     assert_memory_equal(x, y, 32 * sizeof *x);
 }
 
+/* Packed storage for every scheme: packing writes exactly the bytes its size
+ * says (a guard after them stays intact) and the same bytes every time;
+ * unpacking them is quantize-dequantize; and where a scheme's scale is a
+ * function of values it reproduces (max |x| or the E8M0 exponent), the
+ * dequantized tensor is a fixed point: quantizing it again gives the same
+ * bytes.  Not so where the stored maximum can move: a rounded-up E8M0 or
+ * E4M3 scale, q4_1/q4_K's fitted minimum, the :up exponent, and MXINT8,
+ * whose -128 code makes a negative maximum -2X and moves the exponent. */
+static void test_quant_storage_round_trip(void **state)
+{
+    (void)state;
+    const struct {
+        const char *name;
+        int fixed;
+    } schemes[] = {{"int8", 1},       {"int4", 1},         {"int2", 1},       {"int8:channel", 1},
+                   {"int4:g128", 1},  {"int4:g32:asym", 0}, {"int4:g64:scale=e8m0", 0},
+                   {"q8_0", 1},       {"q4_0", 1},         {"q4_1", 0},       {"q4_K", 0},
+                   {"mxfp8_e4m3", 1}, {"mxfp8_e5m2", 1},   {"mxfp6_e3m2", 1}, {"mxfp6_e2m3", 1},
+                   {"mxfp4", 1},      {"mxfp4:up", 0},     {"mxint8", 0},     {"nvfp4", 0}};
+    enum { R = 4, C = 512, N = R * C };
+    static double x[N], y[N], z[N];
+    static uint8_t a[N * 2], b[N * 2];
+    fpt_rng_t rng;
+    fpt_rng_init(&rng, fpt_seed(37));
+    for (int i = 0; i < N; i++) /* a spread of magnitudes, binary32 values */
+        x[i] = (double)(float)ldexp((double)(int64_t)fpt_rng_u64(&rng) * 0x1p-63,
+                                    (int)(fpt_rng_u64(&rng) % 9) - 4);
+    for (size_t s = 0; s < sizeof schemes / sizeof schemes[0]; s++) {
+        fpl_quant_t q = scheme(schemes[s].name);
+        size_t bytes = fpl_quant_packed_size(&q, R, C);
+        assert_true(bytes + 16 <= sizeof a);
+        memset(a, 0xa5, sizeof a);
+        memset(b, 0x5a, sizeof b);
+        assert_int_equal(fpl_quant_pack(&q, x, R, C, a), 0);
+        assert_int_equal(fpl_quant_pack(&q, x, R, C, b), 0);
+        if (memcmp(a, b, bytes))
+            fail_msg("%s: two packings differ", schemes[s].name);
+        for (size_t i = bytes; i < bytes + 16; i++)
+            if (a[i] != 0xa5)
+                fail_msg("%s: byte %zu written beyond the %zu packed bytes", schemes[s].name, i,
+                         bytes);
+        assert_int_equal(fpl_quant_unpack(&q, a, R, C, y), 0);
+        assert_int_equal(fpl_quant_apply(&q, x, R, C, z), 0);
+        if (memcmp(y, z, sizeof y))
+            fail_msg("%s: unpack(pack(x)) differs from apply(x)", schemes[s].name);
+        if (schemes[s].fixed) {
+            assert_int_equal(fpl_quant_pack(&q, y, R, C, b), 0);
+            if (memcmp(a, b, bytes))
+                fail_msg("%s: dequantized values do not quantize to the same bytes",
+                         schemes[s].name);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quant_q8_0_block),
         cmocka_unit_test(test_quant_q4_0_block),
         cmocka_unit_test(test_quant_q4_1_block),
+        cmocka_unit_test(test_quant_q4_K_block),
         cmocka_unit_test(test_quant_sizes_and_errors),
         cmocka_unit_test(test_quant_random_properties),
         cmocka_unit_test(test_quant_mx_edges),
         cmocka_unit_test(test_quant_nvfp4_block),
         cmocka_unit_test(test_quant_int_schemes),
+        cmocka_unit_test(test_quant_storage_round_trip),
     };
     return cmocka_run_group_tests_name("quant", tests, NULL, NULL);
 }

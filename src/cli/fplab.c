@@ -383,6 +383,7 @@ static const char usage_quant[] =
     "schemes:\n"
     "  int8 int4 int2 [:gN | :channel] [:asym] [:scale=FMT]   e.g. int4:g128, int8:channel\n"
     "  q8_0 q4_0 q4_1                  GGUF blocks of 32, bit-exact with ggml\n"
+    "  q4_K                            GGUF super-blocks of 256 (8 x 32, 6-bit scales and mins)\n"
     "  mxfp8_e4m3 mxfp8_e5m2 mxfp6_e3m2 mxfp6_e2m3 mxfp4 mxint8 [:up]\n"
     "                                  OCP MX blocks of 32 with an E8M0 scale; :up rounds\n"
     "                                  the shared exponent up so the block maximum never clips\n"

@@ -12,6 +12,8 @@
 #include "round.h"
 #include "round_impl.h"
 
+enum { QK_K = 256 }; /* GGUF q4_K super-block */
+
 /* ---- names ------------------------------------------------------------- */
 
 static const struct {
@@ -40,6 +42,9 @@ int fpl_quant_parse(const char *spec, fpl_quant_t *q)
     if (!strcmp(base, "q8_0") || !strcmp(base, "q4_0") || !strcmp(base, "q4_1")) {
         q->kind = base[1] == '8' ? FPL_QUANT_Q8_0 : base[3] == '0' ? FPL_QUANT_Q4_0 : FPL_QUANT_Q4_1;
         q->block = 32;
+    } else if (!strcmp(base, "q4_K")) {
+        q->kind = FPL_QUANT_Q4_K;
+        q->block = QK_K;
     } else if (!strcmp(base, "nvfp4")) {
         q->kind = FPL_QUANT_NVFP4;
         q->block = 16;
@@ -61,7 +66,7 @@ int fpl_quant_parse(const char *spec, fpl_quant_t *q)
         if (i == sizeof mx_names / sizeof mx_names[0])
             return fpl__fail(FPL_EINVAL,
                              "unknown quantization scheme '%s' (expected int8, int4, int2 with "
-                             ":gN :channel :asym :scale=FMT; q8_0, q4_0, q4_1; mxfp8_e4m3, "
+                             ":gN :channel :asym :scale=FMT; q8_0, q4_0, q4_1, q4_K; mxfp8_e4m3, "
                              "mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8 [:up]; nvfp4)",
                              spec);
         q->kind = FPL_QUANT_MX;
@@ -134,13 +139,23 @@ int fpl_quant_check(const fpl_quant_t *q, size_t rows, size_t cols)
 
 static int elem_bits(const fpl_quant_t *q) { return q->elem.nbits; }
 
+static int is_gguf(const fpl_quant_t *q) { return q->kind <= FPL_QUANT_Q4_K; }
+
+/* bytes of one GGUF block (q4_K: a super-block of 256) */
+static uint64_t gguf_block_bytes(fpl_quant_kind_t kind)
+{
+    return kind == FPL_QUANT_Q8_0 ? 34 : kind == FPL_QUANT_Q4_0 ? 18 : kind == FPL_QUANT_Q4_1 ? 20
+                                                                                              : 144;
+}
+
 uint64_t fpl_quant_packed_bits(const fpl_quant_t *q, size_t rows, size_t cols)
 {
     uint64_t n = (uint64_t)rows * cols, groups = n / group_len(q, rows, cols);
     switch (q->kind) {
-    case FPL_QUANT_Q8_0: return groups * 34 * 8;
-    case FPL_QUANT_Q4_0: return groups * 18 * 8;
-    case FPL_QUANT_Q4_1: return groups * 20 * 8;
+    case FPL_QUANT_Q8_0:
+    case FPL_QUANT_Q4_0:
+    case FPL_QUANT_Q4_1:
+    case FPL_QUANT_Q4_K: return groups * gguf_block_bytes(q->kind) * 8;
     case FPL_QUANT_INT:
         return n * (uint64_t)q->bits + groups * (uint64_t)(q->scale.nbits + (q->asym ? q->bits : 0));
     case FPL_QUANT_MX: return groups * (8 + 32 * (uint64_t)elem_bits(q));
@@ -268,10 +283,20 @@ static inline uint64_t coder_round(const coder_t *c, double x, double *value)
 
 /* ---- GGUF: binary32 arithmetic exactly as ggml's reference ------------------ */
 
+/* binary32 -> binary16 (RNE) as x86's F16C converter does it, which is what
+ * ggml uses there: a scale beyond 65504 becomes +-inf (so the block decodes
+ * to inf/NaN, as in ggml), and a NaN stays a quiet NaN with the top of its
+ * payload */
 static uint16_t to_half(const coder_t *h, float v)
 {
+    uint32_t b;
+    memcpy(&b, &v, sizeof b);
+    uint16_t sign = (uint16_t)((b >> 16) & 0x8000);
+    if (isnan(v))
+        return (uint16_t)(sign | 0x7e00 | ((b >> 13) & 0x3ff));
     double r;
-    return (uint16_t)coder_round(h, (double)v, &r);
+    uint16_t code = (uint16_t)coder_round(h, (double)v, &r);
+    return isinf(r) ? (uint16_t)(sign | 0x7c00) : code;
 }
 
 static float from_half(const fpl_format_t *h, const uint8_t *p)
@@ -356,6 +381,181 @@ static void gguf_unpack_block(const fpl_format_t *h, fpl_quant_kind_t kind, cons
             float a = (float)(p[4 + j] & 0x0f) * d, c = (float)(p[4 + j] >> 4) * d;
             o[j] = (double)(a + m);
             o[j + 16] = (double)(c + m);
+        }
+    }
+}
+
+/* ---- GGUF q4_K: ggml's reference quantizer, in its binary32 arithmetic --------
+ *
+ * A super-block of QK_K = 256 values is 8 sub-blocks of 32.  Each sub-block
+ * gets a scale s_j and a min m_j (x ~ s_j q - m_j, q in 0..15) from a small
+ * weighted least-squares search; the 8 scales and 8 mins are then coded in 6
+ * bits against two binary16 super-scales d = max s_j / 63 and dmin =
+ * max m_j / 63, and the codes are recomputed against the coded scales.
+ * Layout (144 bytes): d, dmin (binary16, little-endian), 12 bytes of 6-bit
+ * scales and mins, 128 bytes of 4-bit codes.  Every operation below is one
+ * binary32 operation in the reference's order (the library is compiled
+ * without contraction), so the bytes agree with ggml's quantize_row_q4_K_ref
+ * built the same way. */
+
+/* ggml's nearest_int: add 1.5 * 2^23 in binary32 and read the low mantissa
+ * bits.  Round-half-even for |v| <= 2^22; beyond that (and for inf/NaN) it
+ * returns what the bit pattern says, and so do we. */
+static inline int k_nearest(float v)
+{
+    float t = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static inline int clamp_int(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* weighted fit of one sub-block to s * L + min (min <= 0): the plain grid
+ * over [min(x, 0), max x] first, then 21 grids with nmax + rmin + rdelta * is
+ * steps over the range, each followed by the least-squares s and min of its
+ * codes; the fit with the least weighted squared error wins.  Returns s, sets
+ * *neg_min = -min and L. */
+static float q4k_fit(const float *x, const float *w, uint8_t *L, float *neg_min)
+{
+    enum { N = 32, NMAX = 15, NSTEP = 20 };
+    const float rmin = -1.0f, rdelta = 0.1f;
+    float lo = x[0], hi = x[0], sum_w = w[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < N; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (lo > 0)
+        lo = 0;
+    if (hi == lo) {
+        memset(L, 0, N);
+        *neg_min = -lo;
+        return 0.0f;
+    }
+    float iscale = NMAX / (hi - lo), scale = 1 / iscale, best = 0;
+    for (int i = 0; i < N; i++) {
+        L[i] = (uint8_t)clamp_int(k_nearest(iscale * (x[i] - lo)), 0, NMAX);
+        float e = scale * L[i] + lo - x[i];
+        best += w[i] * (e * e);
+    }
+    uint8_t trial[N];
+    for (int is = 0; is <= NSTEP; is++) {
+        iscale = (rmin + rdelta * (float)is + NMAX) / (hi - lo);
+        float sl = 0, sl2 = 0, sxl = 0;
+        for (int i = 0; i < N; i++) {
+            int l = clamp_int(k_nearest(iscale * (x[i] - lo)), 0, NMAX);
+            trial[i] = (uint8_t)l;
+            sl += w[i] * (float)l;
+            sl2 += w[i] * (float)l * (float)l;
+            sxl += w[i] * (float)l * x[i];
+        }
+        float D = sum_w * sl2 - sl * sl;
+        if (!(D > 0))
+            continue;
+        float s = (sum_w * sxl - sum_x * sl) / D, m = (sl2 * sum_x - sl * sxl) / D;
+        if (m > 0) {
+            m = 0;
+            s = sxl / sl2;
+        }
+        float err = 0;
+        for (int i = 0; i < N; i++) {
+            float e = s * trial[i] + m - x[i];
+            err += w[i] * (e * e);
+        }
+        if (err < best) {
+            memcpy(L, trial, N);
+            best = err;
+            scale = s;
+            lo = m;
+        }
+    }
+    *neg_min = -lo;
+    return scale;
+}
+
+/* the 6-bit scale and min of sub-block j from the 12 packed bytes: sub-blocks
+ * 0-3 in the low 6 bits of bytes j and j+4; sub-blocks 4-7 in the nibbles of
+ * byte j+4 with their top 2 bits in the spare bits of bytes j-4 and j */
+static void q4k_scale_min(const uint8_t *sm, int j, int *sc, int *mn)
+{
+    if (j < 4) {
+        *sc = sm[j] & 63;
+        *mn = sm[j + 4] & 63;
+    } else {
+        *sc = (sm[j + 4] & 0x0f) | ((sm[j - 4] >> 6) << 4);
+        *mn = (sm[j + 4] >> 4) | ((sm[j] >> 6) << 4);
+    }
+}
+
+static void q4k_pack_block(const coder_t *h, const double *xd, uint8_t *o)
+{
+    float x[QK_K], w[32], scales[8], mins[8], max_scale = 0, max_min = 0;
+    uint8_t L[QK_K];
+    for (int i = 0; i < QK_K; i++)
+        x[i] = (float)xd[i];
+    for (int j = 0; j < 8; j++) {
+        const float *xs = x + 32 * j;
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++)
+            sum_x2 += xs[l] * xs[l];
+        float av = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++)
+            w[l] = av + fabsf(xs[l]);
+        scales[j] = q4k_fit(xs, w, L + 32 * j, &mins[j]);
+        max_scale = scales[j] > max_scale ? scales[j] : max_scale;
+        max_min = mins[j] > max_min ? mins[j] : max_min;
+    }
+    float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+    float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+    uint8_t *sm = o + 4;
+    memset(sm, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        uint8_t ls = (uint8_t)k_nearest(inv_scale * scales[j]);
+        uint8_t lm = (uint8_t)k_nearest(inv_min * mins[j]);
+        ls = ls < 63 ? ls : 63;
+        lm = lm < 63 ? lm : 63;
+        if (j < 4) {
+            sm[j] = ls;
+            sm[j + 4] = lm;
+        } else {
+            sm[j + 4] = (uint8_t)((ls & 0x0f) | ((lm & 0x0f) << 4));
+            sm[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            sm[j] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    put_half(o, to_half(h, max_scale / 63.0f));
+    put_half(o + 2, to_half(h, max_min / 63.0f));
+    const float d = from_half(h->f, o), dmin = from_half(h->f, o + 2);
+    for (int j = 0; j < 8; j++) { /* codes against the scales as stored */
+        int sc, mn;
+        q4k_scale_min(sm, j, &sc, &mn);
+        const float dj = d * (float)sc;
+        if (dj == 0)
+            continue; /* the reference keeps the fit's codes here */
+        const float mj = dmin * (float)mn;
+        for (int l = 0; l < 32; l++)
+            L[32 * j + l] = (uint8_t)clamp_int(k_nearest((x[32 * j + l] + mj) / dj), 0, 15);
+    }
+    uint8_t *qs = o + 16; /* 64 values per 32 bytes: low nibbles then high */
+    for (int c = 0; c < QK_K / 64; c++)
+        for (int l = 0; l < 32; l++)
+            qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+}
+
+static void q4k_unpack_block(const fpl_format_t *h, const uint8_t *p, double *y)
+{
+    const float d = from_half(h, p), dmin = from_half(h, p + 2);
+    const uint8_t *qs = p + 16;
+    for (int j = 0; j < 8; j++) {
+        int sc, mn;
+        q4k_scale_min(p + 4, j, &sc, &mn);
+        const float dj = d * (float)sc, mj = dmin * (float)mn; /* d_j q - m_j: */
+        const int shift = (j & 1) * 4;                        /* two roundings */
+        for (int l = 0; l < 32; l++) {
+            float t = dj * (float)((qs[32 * (j / 2) + l] >> shift) & 0x0f);
+            y[32 * j + l] = (double)(t - mj);
         }
     }
 }
@@ -516,7 +716,7 @@ static int check_input(const fpl_quant_t *q, const double *x, size_t rows, size_
     int st = fpl_quant_check(q, rows, cols);
     if (st)
         return st;
-    int gguf = q->kind <= FPL_QUANT_Q4_1;
+    int gguf = is_gguf(q);
     for (size_t i = 0; i < rows * cols; i++)
         if (!isfinite(x[i]) || (gguf && !isfinite((float)x[i])))
             return fpl__fail(FPL_EINVAL, "%s: value %zu (%g) is not finite%s", q->name, i, x[i],
@@ -538,11 +738,14 @@ int fpl_quant_pack(const fpl_quant_t *q, const double *x, size_t rows, size_t co
     }
     fpl_format_t half;
     fpl_format_parse("fp16", &half);
-    if (q->kind <= FPL_QUANT_Q4_1) {
+    if (is_gguf(q)) {
         coder_init(scoder, &half);
-        size_t bytes = q->kind == FPL_QUANT_Q8_0 ? 34 : q->kind == FPL_QUANT_Q4_0 ? 18 : 20;
-        for (size_t b = 0; b < n / 32; b++)
-            gguf_pack_block(scoder, q->kind, x + b * 32, out + b * bytes);
+        size_t bytes = gguf_block_bytes(q->kind);
+        for (size_t b = 0; b < n / q->block; b++)
+            if (q->kind == FPL_QUANT_Q4_K)
+                q4k_pack_block(scoder, x + b * QK_K, out + b * bytes);
+            else
+                gguf_pack_block(scoder, q->kind, x + b * 32, out + b * bytes);
         free(ec);
         free(scoder);
         return FPL_OK;
@@ -571,24 +774,44 @@ int fpl_quant_pack(const fpl_quant_t *q, const double *x, size_t rows, size_t co
         }
         free(work);
     } else if (q->kind == FPL_QUANT_MX) {
-        for (size_t b = 0; b < n / 32; b++) {
-            const double *xb = x + b * 32;
-            _Alignas(32) double t[32]; /* aligned: no scalar head in the SIMD rounding */
-            double amax = 0;
-            for (int i = 0; i < 32; i++)
-                amax = fabs(xb[i]) > amax ? fabs(xb[i]) : amax;
-            int e = mx_shared_exponent(q, amax);
-            double inv = ldexp(1.0, -e); /* exact: a power of two */
-            put_bits(&w, (uint64_t)(e + 127), 8);
-            for (int i = 0; i < 32; i++)
-                t[i] = xb[i] * inv;
-            if (is_mxint(q)) {
+        /* every MX block is a whole number of bytes (8 + 32 * {4, 6, 8} bits);
+         * blocks go through the SIMD rounding a chunk at a time */
+        enum { CHUNK = 64 };
+        _Alignas(32) double t[CHUNK * 32];
+        int eb = elem_bits(q);
+        for (size_t b0 = 0; b0 < n / 32; b0 += CHUNK) {
+            size_t nb = n / 32 - b0 < CHUNK ? n / 32 - b0 : CHUNK;
+            int ex[CHUNK];
+            for (size_t k = 0; k < nb; k++) {
+                const double *xb = x + (b0 + k) * 32;
+                double amax = 0;
                 for (int i = 0; i < 32; i++)
-                    put_bits(&w, elem_code(q, ec, t[i]), 8);
-            } else { /* the block at once through the array (SIMD) rounding */
-                fpl_round_array(&q->elem, t, t, 32, FPL_RNE, NULL);
+                    amax = fabs(xb[i]) > amax ? fabs(xb[i]) : amax;
+                ex[k] = mx_shared_exponent(q, amax);
+                double inv = fpl__double((uint64_t)(1023 - ex[k]) << 52); /* 2^-e, exact */
                 for (int i = 0; i < 32; i++)
-                    put_bits(&w, coder_encode(ec, t[i]), elem_bits(q));
+                    t[k * 32 + i] = xb[i] * inv;
+            }
+            if (!is_mxint(q))
+                fpl_round_array(&q->elem, t, t, nb * 32, FPL_RNE, NULL);
+            for (size_t k = 0; k < nb; k++) {
+                const double *tb = t + k * 32;
+                *w.p++ = (uint8_t)(ex[k] + 127);
+                if (is_mxint(q)) {
+                    for (int i = 0; i < 32; i++)
+                        *w.p++ = (uint8_t)elem_code(q, ec, tb[i]);
+                } else if (eb == 8) {
+                    for (int i = 0; i < 32; i++)
+                        *w.p++ = (uint8_t)coder_encode(ec, tb[i]);
+                } else if (eb == 4) { /* element 2i in the low nibble */
+                    for (int i = 0; i < 16; i++)
+                        *w.p++ = (uint8_t)(coder_encode(ec, tb[2 * i]) |
+                                           (coder_encode(ec, tb[2 * i + 1]) << 4));
+                } else {
+                    for (int i = 0; i < 32; i++)
+                        put_bits(&w, coder_encode(ec, tb[i]), eb);
+                    flush_bits(&w); /* 192 bits: ends on a byte */
+                }
             }
         }
     } else { /* NVFP4 */
@@ -600,21 +823,28 @@ int fpl_quant_pack(const fpl_quant_t *q, const double *x, size_t rows, size_t co
             gs = 1.0f; /* amax so small that the tensor scale underflows */
         uint32_t gbits;
         memcpy(&gbits, &gs, sizeof gbits);
-        put_bits(&w, gbits, 32);
-        for (size_t b = 0; b < n / 16; b++) {
-            const double *xb = x + b * 16;
-            _Alignas(32) double t[16];
-            double bmax = 0;
-            for (int i = 0; i < 16; i++)
-                bmax = fabs(xb[i]) > bmax ? fabs(xb[i]) : bmax;
-            double s;
-            uint64_t scode = coder_round(scoder, bmax / (6.0 * (double)gs), &s);
-            put_bits(&w, scode, 8);
-            for (int i = 0; i < 16; i++)
-                t[i] = s > 0 ? xb[i] / (s * (double)gs) : 0.0;
-            fpl_round_array(&q->elem, t, t, 16, FPL_RNE, NULL);
-            for (int i = 0; i < 16; i++)
-                put_bits(&w, coder_encode(ec, t[i]), 4);
+        put_bits(&w, gbits, 32); /* then 9 bytes per block: scale, 8 code pairs */
+        enum { CHUNK = 128 };
+        _Alignas(32) double t[CHUNK * 16];
+        uint8_t sc[CHUNK];
+        for (size_t b0 = 0; b0 < n / 16; b0 += CHUNK) {
+            size_t nb = n / 16 - b0 < CHUNK ? n / 16 - b0 : CHUNK;
+            for (size_t k = 0; k < nb; k++) {
+                const double *xb = x + (b0 + k) * 16;
+                double bmax = 0, s;
+                for (int i = 0; i < 16; i++)
+                    bmax = fabs(xb[i]) > bmax ? fabs(xb[i]) : bmax;
+                sc[k] = (uint8_t)coder_round(scoder, bmax / (6.0 * (double)gs), &s);
+                for (int i = 0; i < 16; i++)
+                    t[k * 16 + i] = s > 0 ? xb[i] / (s * (double)gs) : 0.0;
+            }
+            fpl_round_array(&q->elem, t, t, nb * 16, FPL_RNE, NULL);
+            for (size_t k = 0; k < nb; k++) {
+                *w.p++ = sc[k];
+                for (int i = 0; i < 8; i++)
+                    *w.p++ = (uint8_t)(coder_encode(ec, t[k * 16 + 2 * i]) |
+                                       (coder_encode(ec, t[k * 16 + 2 * i + 1]) << 4));
+            }
         }
     }
     flush_bits(&w);
@@ -629,12 +859,15 @@ int fpl_quant_unpack(const fpl_quant_t *q, const uint8_t *in, size_t rows, size_
     if (st)
         return st;
     size_t n = rows * cols, g = group_len(q, rows, cols);
-    if (q->kind <= FPL_QUANT_Q4_1) {
+    if (is_gguf(q)) {
         fpl_format_t half;
         fpl_format_parse("fp16", &half);
-        size_t bytes = q->kind == FPL_QUANT_Q8_0 ? 34 : q->kind == FPL_QUANT_Q4_0 ? 18 : 20;
-        for (size_t b = 0; b < n / 32; b++)
-            gguf_unpack_block(&half, q->kind, in + b * bytes, y + b * 32);
+        size_t bytes = gguf_block_bytes(q->kind);
+        for (size_t b = 0; b < n / q->block; b++)
+            if (q->kind == FPL_QUANT_Q4_K)
+                q4k_unpack_block(&half, in + b * bytes, y + b * QK_K);
+            else
+                gguf_unpack_block(&half, q->kind, in + b * bytes, y + b * 32);
         return FPL_OK;
     }
     double etab[256], stab[256];
@@ -658,19 +891,38 @@ int fpl_quant_unpack(const fpl_quant_t *q, const uint8_t *in, size_t rows, size_
             }
         }
     } else if (q->kind == FPL_QUANT_MX) {
+        int eb = elem_bits(q);
+        const uint8_t *p = in;
         for (size_t b = 0; b < n / 32; b++) {
-            double X = ldexp(1.0, (int)get_bits(&r, 8) - 127);
-            for (int i = 0; i < 32; i++)
-                y[b * 32 + i] = etab[get_bits(&r, elem_bits(q))] * X;
+            double X = ldexp(1.0, (int)*p++ - 127), *yb = y + b * 32;
+            if (eb == 8) {
+                for (int i = 0; i < 32; i++)
+                    yb[i] = etab[p[i]] * X;
+                p += 32;
+            } else if (eb == 4) {
+                for (int i = 0; i < 16; i++) {
+                    yb[2 * i] = etab[p[i] & 0x0f] * X;
+                    yb[2 * i + 1] = etab[p[i] >> 4] * X;
+                }
+                p += 16;
+            } else {
+                bitr_t br = {p, p + 24, 0, 0};
+                for (int i = 0; i < 32; i++)
+                    yb[i] = etab[get_bits(&br, eb)] * X;
+                p += 24;
+            }
         }
     } else {
         uint32_t gbits = (uint32_t)get_bits(&r, 32);
         float gs;
         memcpy(&gs, &gbits, sizeof gs);
-        for (size_t b = 0; b < n / 16; b++) {
-            double s = stab[get_bits(&r, 8)];
-            for (int i = 0; i < 16; i++)
-                y[b * 16 + i] = etab[get_bits(&r, 4)] * s * (double)gs;
+        const uint8_t *p = in + 4;
+        for (size_t b = 0; b < n / 16; b++, p += 9) {
+            double s = stab[p[0]], *yb = y + b * 16;
+            for (int i = 0; i < 8; i++) {
+                yb[2 * i] = etab[p[1 + i] & 0x0f] * s * (double)gs;
+                yb[2 * i + 1] = etab[p[1 + i] >> 4] * s * (double)gs;
+            }
         }
     }
     return FPL_OK;

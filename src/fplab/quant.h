@@ -15,6 +15,9 @@ typedef enum {
     FPL_QUANT_Q8_0 = 0, /* GGUF: 32 x int8, binary16 d = amax/127: 8.5 bits/value */
     FPL_QUANT_Q4_0,     /* GGUF: 32 x 4 bits, d = m/-8 (m: value of largest |x|): 4.5 */
     FPL_QUANT_Q4_1,     /* GGUF: 32 x 4 bits, d = (max-min)/15, binary16 min: 5.0 */
+    FPL_QUANT_Q4_K,     /* GGUF k-quant: super-blocks of 256 = 8 sub-blocks of 32,
+                           4-bit codes, 6-bit sub-block scales and mins under
+                           binary16 super-scales: 4.5 */
     FPL_QUANT_INT,      /* b-bit integers with a scale per tensor, row or group */
     FPL_QUANT_MX,       /* OCP MX v1.0: 32 elements sharing an E8M0 scale */
     FPL_QUANT_NVFP4     /* 16 E2M1 elements, an E4M3 block scale, an fp32
@@ -32,7 +35,7 @@ typedef enum {
 typedef struct {
     char name[48];
     fpl_quant_kind_t kind;
-    size_t block;         /* GGUF/MX: 32, NVFP4: 16; INT: group size, 0 = per
+    size_t block;         /* GGUF/MX: 32 (q4_K: 256), NVFP4: 16; INT: group size, 0 = per
                              tensor, FPL_QUANT_CHANNEL = per row */
     int bits;             /* INT: 2..8 */
     int asym;             /* INT: zero point, codes 0..2^b-1 */
@@ -45,7 +48,7 @@ typedef struct {
 
 #define FPL_QUANT_CHANNEL ((size_t)-1)
 
-/* Parse a scheme: q8_0 q4_0 q4_1; mxfp8_e4m3 mxfp8_e5m2 mxfp6_e3m2
+/* Parse a scheme: q8_0 q4_0 q4_1 q4_K; mxfp8_e4m3 mxfp8_e5m2 mxfp6_e3m2
  * mxfp6_e2m3 mxfp4 mxint8 (":up" for the round-up scale); nvfp4; and
  * integers "int8", "int4", "int2" (per tensor) with ":gN" (groups of N),
  * ":channel", ":asym", ":scale=FMT" (fp32, fp16, bf16, e4m3, e8m0, ...) in any

@@ -253,6 +253,8 @@ static void test_format_parse_generic(void **state)
     assert_true(g.min_positive == ldexp(1, -126));
     g = fmt("int:b=3,unsigned");
     assert_true(g.max_finite == 7);
+    assert_string_equal(g.name, "int:b=3,unsigned"); /* parses back (fuzz_format) */
+    assert_string_equal(fmt("int:b=8").name, "int8");
     g = fmt("fp:e=11,m=52");
     assert_true(g.max_finite == 0x1.fffffffffffffp1023);
 }
@@ -279,6 +281,34 @@ static void test_format_parse_errors(void **state)
     f = fmt("int8");
     assert_int_equal(fpl_format_set_overflow(&f, FPL_OVERFLOW_INF), FPL_EINVAL);
     assert_non_null(strstr(fpl_strerror(FPL_EINVAL), "invalid"));
+}
+
+/* A generic format's canonical name spells every non-default field, so it
+ * parses back to the same format (found by fuzz_format: ovf=sat was lost). */
+static void test_format_canonical_name_round_trip(void **state)
+{
+    (void)state;
+    const char *spell[] = {"fp:e=8,m=13,ovf=sat", "fp:e=4,m=3,fn,ovf=saturate", "fp:e=5,m=2,ovf=nan",
+                           "fp:e=4,m=3,bias=11,fnuz,nosub,ovf=sat", "fp:e=3,m=2,nospecials",
+                           "fp:e=6,m=9,ieee,ovf=inf"};
+    const char *want[] = {"fp:e=8,m=13,ovf=sat", "fp:e=4,m=3,fn,ovf=sat", "fp:e=5,m=2,ovf=nan",
+                          "fp:e=4,m=3,bias=11,fnuz,nosub,ovf=sat", "fp:e=3,m=2,nospecials",
+                          "fp:e=6,m=9"};
+    for (size_t i = 0; i < sizeof spell / sizeof spell[0]; i++) {
+        fpl_format_t f = fmt(spell[i]), g = fmt(f.name);
+        assert_string_equal(f.name, want[i]);
+        assert_int_equal(g.overflow, f.overflow);
+        assert_int_equal(g.specials, f.specials);
+        assert_int_equal(g.subnormals, f.subnormals);
+        assert_int_equal(g.bias, f.bias);
+    }
+    /* changing the overflow of a generic format renames it; presets keep their name */
+    fpl_format_t f = fmt("fp:e=5,m=2");
+    assert_int_equal(fpl_format_set_overflow(&f, FPL_OVERFLOW_SATURATE), 0);
+    assert_string_equal(f.name, "fp:e=5,m=2,ovf=sat");
+    f = fmt("e5m2");
+    assert_int_equal(fpl_format_set_overflow(&f, FPL_OVERFLOW_SATURATE), 0);
+    assert_string_equal(f.name, "e5m2");
 }
 
 /* Default overflow policies follow ml_dtypes. */
@@ -309,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_format_parse_generic),
         cmocka_unit_test(test_format_parse_errors),
         cmocka_unit_test(test_format_default_overflow),
+        cmocka_unit_test(test_format_canonical_name_round_trip),
     };
     return cmocka_run_group_tests_name("format", tests, NULL, NULL);
 }

@@ -20,6 +20,13 @@ static const char *const small_presets[] = {"fp16",  "bf16",     "e4m3",        
 
 static const fpl_rmode_t det_modes[] = {FPL_RNE, FPL_RNA, FPL_RTZ, FPL_RUP, FPL_RDOWN};
 
+static uint64_t fpl__bits_of(double x)
+{
+    uint64_t b;
+    memcpy(&b, &x, sizeof b);
+    return b;
+}
+
 static fpl_format_t fmt(const char *name)
 {
     fpl_format_t f;
@@ -223,6 +230,65 @@ static void test_round_random_fast_vs_mpfr(void **state)
             }
         }
         free(g);
+    }
+    free(xs);
+    free(ys);
+}
+
+/* Formats whose range reaches binary64's own subnormals (11 exponent bits,
+ * bias >= 1023): a subnormal double is below the smallest normal of the
+ * format, or a normal of it when the bias is larger.  The fast path once
+ * returned 2^-1023 unchanged in fp:e=11,m=9,nosub (found by fuzz_format). */
+static void test_round_binary64_subnormal_inputs(void **state)
+{
+    (void)state;
+    const char *names[] = {"fp:e=11,m=9,nosub",        "fp:e=11,m=9",
+                           "fp:e=11,m=0,nosub",        "fp:e=11,m=23,bias=1025",
+                           "fp:e=11,m=23,bias=1025,nosub", "fp:e=11,m=2,bias=1040",
+                           "fp:e=11,m=2,bias=1040,nosub",  "fp:e=11,m=40,bias=1030,fn",
+                           "fp:e=11,m=20,bias=1024,nospecials,nosub", "fp:e=10,m=3,bias=1000,nosub"};
+    fpt_rng_t rng;
+    fpt_rng_init(&rng, fpt_seed(20261125));
+    size_t N = fpt_scaled(20000, 2000);
+    double *xs = malloc(N * sizeof *xs), *ys = malloc(N * sizeof *ys);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        fpl_format_t f = fmt(names[i]);
+        for (size_t k = 0; k < N; k++) {
+            uint64_t r = fpt_rng_u64(&rng), b;
+            switch (k % 4) {
+            case 0: /* a binary64 subnormal, any width */
+                b = (r & ((UINT64_C(1) << 52) - 1)) >> (r >> 58);
+                break;
+            case 1: /* a binary64 subnormal with few bits: ties and exact cases */
+                b = (r & 0xff) << (r >> 58 & 63 ? (r >> 58) % 45 : 0);
+                break;
+            case 2: /* near the format's smallest normal */
+                b = fpl__bits_of(ldexp(1.0 + (double)(r & 0xffff) / 65536.0 - 0.5,
+                                       f.emin + (int)(r >> 62) - 1));
+                break;
+            default: /* the bottom of binary64's normal range */
+                b = ((uint64_t)(1 + (r >> 60)) << 52) | (r & ((UINT64_C(1) << 52) - 1));
+                break;
+            }
+            memcpy(&xs[k], &b, sizeof b);
+            if (r & 1)
+                xs[k] = -xs[k];
+        }
+        for (int m = 0; m < FPL_NMODES; m++) {
+            fpl_sr_t a, c, d;
+            fpl_sr_seed(&a, 5 + i);
+            fpl_sr_seed(&c, 5 + i);
+            fpl_sr_seed(&d, 5 + i);
+            fpl_round_array(&f, xs, ys, N, (fpl_rmode_t)m, &a);
+            for (size_t k = 0; k < N; k++) {
+                double ref = fpl_round_mpfr_d(&f, xs[k], (fpl_rmode_t)m, &c);
+                double one = fpl_round(&f, xs[k], (fpl_rmode_t)m, &d);
+                CHECK_SAME(one, ref, "scalar vs mpfr %s %s x=%a\n", f.name, fpl_rmode_name(m),
+                           xs[k]);
+                CHECK_SAME(ys[k], ref, "array vs mpfr %s %s x=%a\n", f.name, fpl_rmode_name(m),
+                           xs[k]);
+            }
+        }
     }
     free(xs);
     free(ys);
@@ -465,6 +531,7 @@ int main(void)
         cmocka_unit_test(test_round_sr_reproducible),
         cmocka_unit_test(test_round_array_matches_scalar),
         cmocka_unit_test(test_round_mpfr_range_and_extremes),
+        cmocka_unit_test(test_round_binary64_subnormal_inputs),
         cmocka_unit_test(test_round_mode_names),
     };
     return cmocka_run_group_tests_name("round", tests, NULL, NULL);

@@ -111,6 +111,24 @@ static fpl_overflow_t default_overflow(fpl_specials_t s)
     return FPL_OVERFLOW_SATURATE;
 }
 
+/* The generic spelling of a float format; it names every field that is not
+ * the default, so parsing it gives the same format back. */
+static void generic_name(fpl_format_t *f)
+{
+    int n = snprintf(f->name, sizeof f->name, "fp:e=%d,m=%d", f->ebits, f->mbits);
+    if (f->bias != (1 << (f->ebits - 1)) - 1)
+        n += snprintf(f->name + n, sizeof f->name - n, ",bias=%d", f->bias);
+    if (f->specials != FPL_SPECIALS_IEEE)
+        n += snprintf(f->name + n, sizeof f->name - n, ",%s",
+                      f->specials == FPL_SPECIALS_NONE ? "nospecials"
+                                                       : fpl_specials_name(f->specials));
+    if (!f->subnormals)
+        n += snprintf(f->name + n, sizeof f->name - n, ",nosub");
+    if (f->overflow != default_overflow(f->specials))
+        snprintf(f->name + n, sizeof f->name - n, ",ovf=%s",
+                 f->overflow == FPL_OVERFLOW_SATURATE ? "sat" : fpl_overflow_name(f->overflow));
+}
+
 int fpl_format_set_overflow(fpl_format_t *f, fpl_overflow_t o)
 {
     if (f->kind == FPL_KIND_INT && o != FPL_OVERFLOW_SATURATE)
@@ -122,20 +140,9 @@ int fpl_format_set_overflow(fpl_format_t *f, fpl_overflow_t o)
         return fpl__fail(FPL_EINVAL, "format %s has no NaN, so overflow cannot be 'nan'",
                          f->name);
     f->overflow = o;
+    if (f->kind == FPL_KIND_FLOAT && !strncmp(f->name, "fp:", 3))
+        generic_name(f); /* keep the spelling true (named presets keep their name) */
     return FPL_OK;
-}
-
-static void generic_name(fpl_format_t *f)
-{
-    int n = snprintf(f->name, sizeof f->name, "fp:e=%d,m=%d", f->ebits, f->mbits);
-    if (f->bias != (1 << (f->ebits - 1)) - 1)
-        n += snprintf(f->name + n, sizeof f->name - n, ",bias=%d", f->bias);
-    if (f->specials != FPL_SPECIALS_IEEE)
-        n += snprintf(f->name + n, sizeof f->name - n, ",%s",
-                      f->specials == FPL_SPECIALS_NONE ? "nospecials"
-                                                       : fpl_specials_name(f->specials));
-    if (!f->subnormals)
-        snprintf(f->name + n, sizeof f->name - n, ",nosub");
 }
 
 /* Fill the derived fields of a float format; check it fits binary64. */
@@ -209,7 +216,10 @@ int fpl_format_int(fpl_format_t *f, int bits, int is_signed)
     f->has_zero = 1;
     f->specials = FPL_SPECIALS_NONE;
     f->overflow = FPL_OVERFLOW_SATURATE;
-    snprintf(f->name, sizeof f->name, "%sint%d", is_signed ? "" : "u", bits);
+    if (bits == 2 || bits == 4 || bits == 8) /* the named presets */
+        snprintf(f->name, sizeof f->name, "%sint%d", is_signed ? "" : "u", bits);
+    else /* a spelling that parses back */
+        snprintf(f->name, sizeof f->name, "int:b=%d%s", bits, is_signed ? "" : ",unsigned");
     if (is_signed) {
         f->max_finite = ldexp(1.0, bits - 1) - 1.0;
         f->min_finite = -ldexp(1.0, bits - 1);

@@ -168,6 +168,13 @@ FPL_INLINE double round_float_one(const fparams_t *P, double x, fpl_rmode_t mode
     int normal = ee >= P->emin_b;
     /* the quantum of the format at |x| is 2^qe */
     int qe = normal ? ee - 1023 - P->m : P->qsub;
+    if (e == 0 && normal) {
+        /* a subnormal double in a format whose smallest normal is at most
+         * 2^-1022 (only P->slow formats): its own exponent decides */
+        int ex = sig ? 63 - __builtin_clzll(sig) - 1074 : -1075;
+        normal = ex >= P->f->emin;
+        qe = normal ? ex - P->m : P->qsub;
+    }
     int s = qe - (ee - 1075);
     int sc = s > 63 ? 63 : s;
     uint64_t t = sig >> sc;

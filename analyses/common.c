@@ -37,16 +37,39 @@ int fpa_init(fpa_t *a, const char *name, const char *summary, int argc, char **a
         const char *s = argv[i];
         const char *val = NULL;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-            printf("usage: %s [--quick] [--out DIR] [--seed N] [--threads N]\n\n%s\n\n"
+            printf("usage: %s [--quick] [--out DIR] [--seed N] [--threads N] [--shard I/N | --merge]"
+                   "\n\n%s\n\n"
                    "  --quick      small sizes (tests, CI)\n"
                    "  --out DIR    write DIR/data/%s*.csv and DIR/plots/%s*.png|pdf (default .)\n"
                    "  --seed N     master seed (default 1); results depend only on it\n"
-                   "  --threads N  OpenMP threads (default: all cores); results do not depend on it\n",
-                   name, summary, name, name);
+                   "  --threads N  OpenMP threads (default: all cores); results do not depend on it\n"
+                   "  --shard I/N  compute only slice I of N (0 <= I < N) of the sweep and write\n"
+                   "               DIR/data/%s.shard-I-of-N.csv; nothing else\n"
+                   "  --merge      read all N shard files from DIR/data (same --quick and --seed)\n"
+                   "               and finish: the output is byte-identical to an unsharded run\n",
+                   name, summary, name, name, name);
             return 1;
         }
         if (!strcmp(s, "--quick")) {
             a->quick = 1;
+            continue;
+        }
+        if (!strcmp(s, "--merge")) {
+            a->merge = 1;
+            continue;
+        }
+        if (!strncmp(s, "--shard", 7) && (s[7] == '\0' || s[7] == '=')) {
+            const char *v = s[7] == '=' ? s + 8 : (i + 1 < argc ? argv[++i] : NULL);
+            unsigned si, sn;
+            char tail;
+            if (!v || sscanf(v, "%u/%u%c", &si, &sn, &tail) != 2 || sn < 1 || sn > 100000 ||
+                si >= sn || *v == '-' || strchr(v, '-')) {
+                fprintf(stderr, "%s: bad value '%s' for --shard (expected I/N with 0 <= I < N)\n",
+                        name, v ? v : "");
+                return 3;
+            }
+            a->shard_i = si;
+            a->shard_n = sn;
             continue;
         }
         const char *opts[] = {"--out", "--seed", "--threads"};
@@ -79,6 +102,10 @@ int fpa_init(fpa_t *a, const char *name, const char *summary, int argc, char **a
             a->seed = v;
         else
             a->threads = (int)v;
+    }
+    if (a->merge && a->shard_n) {
+        fprintf(stderr, "%s: --shard and --merge do not go together\n", name);
+        return 3;
     }
 #ifdef _OPENMP
     if (a->threads)

@@ -18,6 +18,8 @@ typedef struct {
                            neither changes the data) */
     char data_dir[4096], plot_dir[4096];
     int plot_failed;    /* gnuplot missing or failing: data still written */
+    unsigned shard_i, shard_n; /* --shard I/N: compute cells c with c % N == I (N = 0: all) */
+    int merge;          /* --merge: read the cells from the shard files instead */
 } fpa_t;
 
 /* Parse the common options; prints help or one error line and returns
@@ -53,6 +55,24 @@ uint64_t fpa_stream_seed(uint64_t seed, uint64_t cfg, uint64_t rep);
 /* The exit status of a finished analysis: 0, or 1 when a figure could not
  * be drawn (the message was printed; the data were written). */
 int fpa_finish(const fpa_t *a);
+
+/* ---- the sweep: independent cells, sharded across processes or machines --
+ * An analysis computes its sweep as ncells independent cells; cell c fills
+ * width doubles at results + c * width, from its own random stream, so the
+ * values do not depend on which thread, process or machine computed it.
+ * fpa_sweep runs the cells (OpenMP, progress on stderr) and returns 0 with
+ * every result in place; the analysis then writes its data, figures and
+ * verdicts from them.  Under --shard I/N it computes only the cells
+ * c % N == I, writes them to DIR/data/NAME.shard-I-of-N.csv (bit patterns in
+ * hex, with the analysis' command as provenance) and returns 1: the program
+ * then stops with status 0.  Under --merge it computes nothing: it reads
+ * every shard file of the same command, checks that together they hold each
+ * cell exactly once, and returns 0, so the finish is byte-identical to an
+ * unsharded run.  An analysis has one sweep.  Returns -1 on failure (the
+ * message was printed). */
+typedef void (*fpa_cell_fn)(void *ctx, size_t cell, double *out);
+int fpa_sweep(fpa_t *a, const char *what, size_t ncells, size_t width, fpa_cell_fn fn, void *ctx,
+              double *results);
 
 /* Exit status for a library failure: print fpl_last_error and return 1. */
 int fpa_fail(const fpa_t *a, const char *what);

@@ -122,6 +122,65 @@ static double relerr(const double *a, const double *b, size_t n)
     return sqrt(d / s);
 }
 
+/* The sweep: one cell per (tensor kind, repetition), its results at
+ * these offsets (scheme s, family f, group k) */
+enum { OUT_SQ = 0, OUT_RQ = NSCH, OUT_MM = 2 * NSCH, OUT_BPW = 3 * NSCH, OUT_GS = 4 * NSCH,
+       CELL_WIDTH = 4 * NSCH + NFAM * NGRP };
+
+typedef struct {
+    uint64_t seed;
+    size_t R, K, T;
+    int reps;
+    fpl_quant_t Q[NSCH], G[NFAM][NGRP];
+    fpl_policy_t exact, f32;
+} sweep_t;
+
+static void cell_fn(void *ctx, size_t cell, double *out)
+{
+    const sweep_t *x = ctx;
+    const size_t R = x->R, K = x->K, T = x->T;
+    for (size_t i = 0; i < CELL_WIDTH; i++)
+        out[i] = 0;
+    int d = (int)(cell / (size_t)x->reps), r = (int)(cell % (size_t)x->reps);
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(g, fpa_stream_seed(x->seed, (uint64_t)d, (uint64_t)r));
+    double *W = malloc(R * K * sizeof *W), *X = malloc(T * K * sizeof *X);
+    double *Wq = malloc(R * K * sizeof *Wq), *Xq = malloc(T * K * sizeof *Xq);
+    double *Y = malloc(T * R * sizeof *Y), *Yq = malloc(T * R * sizeof *Yq);
+    double *work = malloc((R > T ? R : T) * sizeof *work);
+    /* weights of the chosen distribution (Gaussian when the activations
+     * are under study), activations Gaussian unless they are */
+    fill(d == D_ACTIVATIONS ? D_GAUSS : d, g, W, R, K);
+    fill(d == D_ACTIVATIONS ? D_ACTIVATIONS : D_GAUSS, g, X, T, K);
+    fpl_round_array(&x->f32.a, X, X, T * K, FPL_RNE, NULL);
+    fpl_matmul(&x->exact, X, W, Y, T, K, R, NULL);
+    double *src = d == D_ACTIVATIONS ? X : W, *dst = d == D_ACTIVATIONS ? Xq : Wq;
+    size_t rows = d == D_ACTIVATIONS ? T : R;
+    for (size_t s = 0; s < NSCH; s++) {
+        if (fpl_quant_apply(&x->Q[s], src, rows, K, dst))
+            continue;
+        out[OUT_SQ + s] = sqnr_db(src, dst, rows * K);
+        out[OUT_RQ + s] = row_sqnr_db(src, dst, rows, K, work);
+        out[OUT_BPW + s] = fpl_quant_bits_per_weight(&x->Q[s], rows, K);
+        fpl_matmul(&x->f32, d == D_ACTIVATIONS ? Xq : X, d == D_ACTIVATIONS ? W : Wq, Yq, T, K, R,
+                   NULL);
+        out[OUT_MM + s] = relerr(Yq, Y, T * R);
+    }
+    for (int f = 0; f < NFAM; f++)
+        for (int k = 0; k < NGRP; k++)
+            if (!fpl_quant_apply(&x->G[f][k], src, rows, K, dst))
+                out[OUT_GS + (size_t)f * NGRP + (size_t)k] =
+                    row_sqnr_db(src, dst, rows, K, work);
+    free(work);
+    free(W);
+    free(X);
+    free(Wq);
+    free(Xq);
+    free(Y);
+    free(Yq);
+    gsl_rng_free(g);
+}
+
 int main(int argc, char **argv)
 {
     fpa_t A;
@@ -156,52 +215,30 @@ int main(int argc, char **argv)
     double *bpw = calloc(NDIST * NSCH, sizeof *bpw), *gs = calloc(cells * NFAM * NGRP, sizeof *gs);
     if (!sq || !mm || !bpw || !gs)
         return fpa_fail(&A, "out of memory");
-    size_t done = 0;
-#pragma omp parallel for schedule(dynamic, 1)
+    sweep_t X = {.seed = A.seed, .R = R, .K = K, .T = T, .reps = reps};
+    memcpy(X.Q, Q, sizeof Q);
+    memcpy(X.G, G, sizeof G);
+    X.exact = exact;
+    X.f32 = f32;
+    double *res = calloc(cells * CELL_WIDTH, sizeof *res);
+    if (!res)
+        return fpa_fail(&A, "out of memory");
+    st = fpa_sweep(&A, "tensors", cells, CELL_WIDTH, cell_fn, &X, res);
+    if (st)
+        return st < 0 ? 1 : 0;
     for (size_t cell = 0; cell < cells; cell++) {
-        int d = (int)(cell / (size_t)reps), r = (int)(cell % (size_t)reps);
-        gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
-        gsl_rng_set(g, fpa_stream_seed(A.seed, (uint64_t)d, (uint64_t)r));
-        double *W = malloc(R * K * sizeof *W), *X = malloc(T * K * sizeof *X);
-        double *Wq = malloc(R * K * sizeof *Wq), *Xq = malloc(T * K * sizeof *Xq);
-        double *Y = malloc(T * R * sizeof *Y), *Yq = malloc(T * R * sizeof *Yq);
-        double *work = malloc((R > T ? R : T) * sizeof *work);
-        /* weights of the chosen distribution (Gaussian when the activations
-         * are under study), activations Gaussian unless they are */
-        fill(d == D_ACTIVATIONS ? D_GAUSS : d, g, W, R, K);
-        fill(d == D_ACTIVATIONS ? D_ACTIVATIONS : D_GAUSS, g, X, T, K);
-        fpl_round_array(&f32.a, X, X, T * K, FPL_RNE, NULL);
-        fpl_matmul(&exact, X, W, Y, T, K, R, NULL);
-        double *src = d == D_ACTIVATIONS ? X : W, *dst = d == D_ACTIVATIONS ? Xq : Wq;
-        size_t rows = d == D_ACTIVATIONS ? T : R;
+        const double *o = res + cell * CELL_WIDTH;
         for (size_t s = 0; s < NSCH; s++) {
-            if (fpl_quant_apply(&Q[s], src, rows, K, dst))
-                continue;
-            sq[cell * NSCH + s] = sqnr_db(src, dst, rows * K);
-            rq[cell * NSCH + s] = row_sqnr_db(src, dst, rows, K, work);
-            if (r == 0)
-                bpw[(size_t)d * NSCH + s] = fpl_quant_bits_per_weight(&Q[s], rows, K);
-            fpl_matmul(&f32, d == D_ACTIVATIONS ? Xq : X, d == D_ACTIVATIONS ? W : Wq, Yq, T, K, R,
-                       NULL);
-            mm[cell * NSCH + s] = relerr(Yq, Y, T * R);
+            sq[cell * NSCH + s] = o[OUT_SQ + s];
+            rq[cell * NSCH + s] = o[OUT_RQ + s];
+            mm[cell * NSCH + s] = o[OUT_MM + s];
+            if (cell % (size_t)reps == 0)
+                bpw[cell / (size_t)reps * NSCH + s] = o[OUT_BPW + s];
         }
-        for (int f = 0; f < NFAM; f++)
-            for (int k = 0; k < NGRP; k++)
-                if (!fpl_quant_apply(&G[f][k], src, rows, K, dst))
-                    gs[(cell * NFAM + (size_t)f) * NGRP + (size_t)k] =
-                        row_sqnr_db(src, dst, rows, K, work);
-        free(work);
-        free(W);
-        free(X);
-        free(Wq);
-        free(Xq);
-        free(Y);
-        free(Yq);
-        gsl_rng_free(g);
-#pragma omp critical
-        fpa_progress(&A, "tensors", ++done, cells);
+        for (size_t k = 0; k < (size_t)NFAM * NGRP; k++)
+            gs[cell * NFAM * NGRP + k] = o[OUT_GS + k];
     }
-    fpa_progress_end(&A);
+    free(res);
 
     /* ---- summaries and CSV ------------------------------------------------------ */
     fpl_summary_t S[NDIST][NSCH], M[NDIST][NSCH], RS[NDIST][NSCH], GS[NDIST][NFAM][NGRP];

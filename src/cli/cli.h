@@ -74,5 +74,6 @@ int cmd_round(int argc, char **argv);
 int cmd_calc(int argc, char **argv);
 int cmd_quant(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 #endif /* FPL_CLI_H */

@@ -1,4 +1,5 @@
-/* cmd_run.c -- fplab run ANALYSIS: run an experiment program */
+/* cmd_run.c -- fplab run ANALYSIS and fplab merge ANALYSIS: run an experiment
+ * program, whole or one shard of its sweep, and merge the shards */
 #include <config.h>
 
 #include <ctype.h>
@@ -15,7 +16,7 @@
 #include "cli.h"
 
 static const char usage_run[] =
-    "usage: fplab run ANALYSIS [--quick] [--out DIR] [--seed N] [--threads N]\n"
+    "usage: fplab run ANALYSIS [--quick] [--out DIR] [--seed N] [--threads N] [--shard I/N]\n"
     "\n"
     "Run one experiment: it writes DIR/data/ANALYSIS*.csv and DIR/plots/ANALYSIS*.png|pdf\n"
     "(DIR defaults to .) and prints verdict lines 'verdict CLAIM holds|conditional|refuted\n"
@@ -34,7 +35,20 @@ static const char usage_run[] =
     "  --quick      small sizes (seconds; what the tests run)\n"
     "  --out DIR    where data/ and plots/ go\n"
     "  --seed N     master seed (default 1)\n"
-    "  --threads N  OpenMP threads (default: all cores)\n";
+    "  --threads N  OpenMP threads (default: all cores)\n"
+    "  --shard I/N  compute slice I (0 <= I < N) of the analysis' sweep and write only\n"
+    "               DIR/data/ANALYSIS.shard-I-of-N.csv; run every I (in any order, on any\n"
+    "               machines sharing DIR or copying the files into it), then\n"
+    "               'fplab merge ANALYSIS' with the same --quick and --seed\n";
+
+static const char usage_merge[] =
+    "usage: fplab merge ANALYSIS [--quick] [--out DIR] [--seed N] [--threads N]\n"
+    "\n"
+    "Finish an analysis whose sweep was run in shards ('fplab run ANALYSIS --shard I/N'\n"
+    "for every I): read all of DIR/data/ANALYSIS.shard-*-of-N.csv, check that they come\n"
+    "from the same command (--quick, --seed) and hold every cell exactly once, and write\n"
+    "the data, figures and verdicts.  The CSV is byte-identical to an unsharded run.\n"
+    "The shard files are left in place.\n";
 
 static const char *const analyses[] = {"dot", "residual", "layernorm", "granularity"};
 
@@ -57,46 +71,74 @@ static void analyses_dir(char *buf, size_t n)
         snprintf(buf, n, "%s", FPL_LIBEXECDIR);
 }
 
-int cmd_run(int argc, char **argv)
+/* Check the options of run/merge and exec the analysis program with them
+ * (plus extra, if not NULL). */
+static int exec_analysis(const char *cmd, const char *usage, int argc, char **argv,
+                         const char *extra)
 {
     if (argc < 1)
-        return die(EXIT_USAGE, "run: missing ANALYSIS (try 'fplab run --help')");
+        return die(EXIT_USAGE, "%s: missing ANALYSIS (try 'fplab %s --help')", cmd, cmd);
     if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))
-        return help(usage_run);
+        return help(usage);
     const char *name = argv[0];
     int known = 0;
     for (size_t i = 0; i < sizeof analyses / sizeof analyses[0]; i++)
         known |= !strcmp(name, analyses[i]);
     if (!known)
-        return die(EXIT_USAGE, "run: unknown analysis '%s' (try 'fplab run --help')", name);
+        return die(EXIT_USAGE, "%s: unknown analysis '%s' (try 'fplab run --help')", cmd, name);
     /* check the options here so a mistake gets fplab's one-line message */
+    int shard_ok = !extra;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--quick") || !strcmp(a, "--help") || !strcmp(a, "-h"))
             continue;
-        int takes = !strcmp(a, "--out") || !strcmp(a, "--seed") || !strcmp(a, "--threads");
-        int inline_val = !strncmp(a, "--out=", 6) || !strncmp(a, "--seed=", 7) ||
-                         !strncmp(a, "--threads=", 10);
-        if (takes && i + 1 >= argc)
-            return die(EXIT_USAGE, "run: option %s needs a value", a);
-        if (!takes && !inline_val)
-            return die(EXIT_USAGE, "run: unknown option '%s' (try 'fplab run --help')", a);
-        i += takes;
+        const char *opts[] = {"--out", "--seed", "--threads", "--shard"};
+        int k = -1;
+        const char *val = NULL;
+        for (int j = 0; j < 4; j++) {
+            size_t n = strlen(opts[j]);
+            if (!strncmp(a, opts[j], n) && (a[n] == '\0' || a[n] == '=')) {
+                k = j;
+                val = a[n] == '=' ? a + n + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            }
+        }
+        if (k < 0 || (k == 3 && !shard_ok))
+            return die(EXIT_USAGE, "%s: unknown option '%s' (try 'fplab %s --help')", cmd, a, cmd);
+        if (!val)
+            return die(EXIT_USAGE, "%s: option %s needs a value", cmd, a);
+        unsigned si, sn;
+        char tail;
+        if (k == 3 && (sscanf(val, "%u/%u%c", &si, &sn, &tail) != 2 || strchr(val, '-') ||
+                       sn < 1 || si >= sn))
+            return die(EXIT_USAGE, "%s: bad value '%s' for --shard (expected I/N with 0 <= I < N)",
+                       cmd, val);
     }
     char dir[4096], path[4200];
     analyses_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (access(path, X_OK) != 0)
-        return die(1, "run: analysis program %s not found (build it with 'make', or set "
-                      "FPLAB_ANALYSES_DIR)", path);
-    char **args = calloc((size_t)argc + 1, sizeof *args);
+        return die(1, "%s: analysis program %s not found (build it with 'make', or set "
+                      "FPLAB_ANALYSES_DIR)", cmd, path);
+    char **args = calloc((size_t)argc + 2, sizeof *args);
     if (!args)
         return die(1, "out of memory");
     args[0] = path;
     for (int i = 1; i < argc; i++)
         args[i] = argv[i];
+    if (extra)
+        args[argc] = (char *)extra;
     fflush(stdout);
     execv(path, args);
     free(args);
-    return die(1, "run: cannot execute %s: %s", path, strerror(errno));
+    return die(1, "%s: cannot execute %s: %s", cmd, path, strerror(errno));
+}
+
+int cmd_run(int argc, char **argv)
+{
+    return exec_analysis("run", usage_run, argc, argv, NULL);
+}
+
+int cmd_merge(int argc, char **argv)
+{
+    return exec_analysis("merge", usage_merge, argc, argv, "--merge");
 }

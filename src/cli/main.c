@@ -26,7 +26,8 @@ static const char usage_main[] =
     "  round FORMAT [VALUE...] round values (or lines of standard input) to FORMAT\n"
     "  calc FORMAT OP          correctly rounded OP on operands read from standard input\n"
     "  quant SCHEME            quantize standard input (int4:g128, q8_0, mxfp4, nvfp4, ...)\n"
-    "  run ANALYSIS            run an experiment (data, figures, verdicts)\n"
+    "  run ANALYSIS            run an experiment (data, figures, verdicts), or one shard\n"
+    "  merge ANALYSIS          finish an experiment run in shards\n"
     "\n"
     "  fplab COMMAND --help    help on one command\n"
     "  fplab --version         print the version\n"
@@ -40,7 +41,7 @@ static const struct {
     int (*run)(int argc, char **argv);
 } commands[] = {{"formats", cmd_formats}, {"info", cmd_info}, {"table", cmd_table},
                 {"round", cmd_round},     {"calc", cmd_calc},   {"quant", cmd_quant},
-                {"run", cmd_run}};
+                {"run", cmd_run},         {"merge", cmd_merge}};
 
 int main(int argc, char **argv)
 {

@@ -1030,12 +1030,9 @@ static void ref_data(fpt_rng_t *r, int kind, double *x)
     }
 }
 
-/* The optimised quantizers against the reference: tens of thousands of
- * blocks of every kind of data, every scheme, byte for byte and value for
- * value (FPL_TEST_SCALE divides the count). */
-static void test_quant_matches_reference(void **state)
+/* One comparison run: `rounds` tensors of 4 x 1024 values. */
+static void matches_reference(size_t rounds, uint64_t seed)
 {
-    (void)state;
     const char *names[] = {"q4_K",
                            "q8_0",
                            "q4_0",
@@ -1062,8 +1059,7 @@ static void test_quant_matches_reference(void **state)
     static double x[N], y[N], yr[N];
     static uint8_t a[2 * N + 64], b[2 * N + 64];
     fpt_rng_t rng;
-    fpt_rng_init(&rng, fpt_seed(41));
-    size_t rounds = fpt_scaled(2400, 24); /* 2400 tensors: 38400 q4_K blocks */
+    fpt_rng_init(&rng, fpt_seed(seed));
     for (size_t t = 0; t < rounds; t++) {
         for (int k = 0; k < N / 256; k++) /* mixed kinds within a tensor */
             ref_data(&rng, (int)((t + (size_t)k * (t % 5 ? 1 : 0)) % KINDS), x + 256 * k);
@@ -1090,6 +1086,19 @@ static void test_quant_matches_reference(void **state)
                              i, y[i], yr[i]);
         }
     }
+}
+
+/* The optimised quantizers against the reference: tens of thousands of
+ * blocks of every kind of data, every scheme, byte for byte and value for
+ * value (FPL_TEST_SCALE divides the count); then again on the portable
+ * paths the library takes without AVX2 (FPL_QUANT_SCALAR set). */
+static void test_quant_matches_reference(void **state)
+{
+    (void)state;
+    matches_reference(fpt_scaled(2400, 24), 41); /* 2400 tensors: 38400 q4_K blocks */
+    setenv("FPL_QUANT_SCALAR", "1", 1);
+    matches_reference(fpt_scaled(300, 8), 43);
+    unsetenv("FPL_QUANT_SCALAR");
 }
 
 int main(void)

@@ -1,5 +1,6 @@
 /* quant.c -- tensor quantizers: scheme names, sizes, input checks and the
  * dispatch to the families (quant_int.c, quant_gguf.c, quant_q4k.c, quant_mx.c) */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,7 +158,16 @@ static int check_input(const fpl_quant_t *q, const double *x, size_t rows, size_
     int st = fpl_quant_check(q, rows, cols);
     if (st)
         return st;
-    int gguf = fpl__quant_is_gguf(q);
+    int gguf = fpl__quant_is_gguf(q), ok = 1;
+    /* one branch-free (vectorisable) pass; the offender is looked up after */
+    if (gguf)
+        for (size_t i = 0; i < rows * cols; i++)
+            ok &= fabsf((float)x[i]) <= FLT_MAX;
+    else
+        for (size_t i = 0; i < rows * cols; i++)
+            ok &= fabs(x[i]) <= DBL_MAX;
+    if (ok)
+        return FPL_OK;
     for (size_t i = 0; i < rows * cols; i++)
         if (!isfinite(x[i]) || (gguf && !isfinite((float)x[i])))
             return fpl__fail(FPL_EINVAL, "%s: value %zu (%g) is not finite%s", q->name, i, x[i],

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "format.h"
@@ -14,6 +15,17 @@
 #include "round_impl.h"
 
 enum { QK_K = 256 }; /* GGUF q4_K super-block */
+
+/* Take the SIMD paths?  Yes where the CPU has AVX2, unless FPL_QUANT_SCALAR
+ * is set: the tests run the portable paths that way too. */
+static inline int fpl__quant_simd(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    return __builtin_cpu_supports("avx2") && !getenv("FPL_QUANT_SCALAR");
+#else
+    return 0;
+#endif
+}
 
 static inline int fpl__quant_is_gguf(const fpl_quant_t *q)
 {

@@ -124,31 +124,59 @@ static inline uint64_t get_bits(bitr_t *r, int nbits)
 
 /* A small float format ready for rounding (RNE, its own overflow rule) and
  * for coding by bit extraction; decoding through a table when it has at
- * most 8 bits. */
+ * most 8 bits, and encoding too when its positive values, keyed by their
+ * binary64 exponent and top m mantissa bits, span at most 256 keys. */
 typedef struct {
     const fpl_format_t *f;
     fparams_t P;
     double sub_scale; /* 2^(m - emin): subnormal value -> mantissa field */
     double table[256];
+    int has_enc;       /* enc applies */
+    uint64_t enc_base; /* key of the smallest positive value */
+    uint8_t enc[256];  /* key - enc_base -> code of the magnitude */
 } coder_t;
+
+static inline uint64_t coder_key(const fpl_format_t *f, double v)
+{
+    return (fpl__bits(v) & ~((uint64_t)1 << 63)) >> (52 - f->mbits);
+}
 
 static inline void coder_init(coder_t *c, const fpl_format_t *f)
 {
     c->f = f;
     fparams_init(&c->P, f);
     c->sub_scale = ldexp(1.0, f->mbits - f->emin);
-    if (f->nbits <= 8)
-        for (uint64_t k = 0; k < ((uint64_t)1 << f->nbits); k++)
-            c->table[k] = fpl_format_decode(f, k);
+    c->has_enc = 0;
+    if (f->nbits > 8)
+        return;
+    for (uint64_t k = 0; k < ((uint64_t)1 << f->nbits); k++)
+        c->table[k] = fpl_format_decode(f, k);
+    if (f->kind != FPL_KIND_FLOAT || !f->has_sign || !f->has_zero || f->min_positive <= 0)
+        return;
+    c->enc_base = coder_key(f, f->min_positive);
+    if (coder_key(f, f->max_finite) - c->enc_base >= 256)
+        return;
+    memset(c->enc, 0, sizeof c->enc);
+    for (uint64_t k = 1; k < ((uint64_t)1 << (f->nbits - 1)); k++) {
+        double v = c->table[k];
+        if (isfinite(v) && v > 0)
+            c->enc[coder_key(f, v) - c->enc_base] = (uint8_t)k;
+    }
+    c->has_enc = 1;
 }
 
 /* the code of v, a finite value of a small signed float format with a zero
  * (|v| * 2^(m - emin) fits comfortably in 64 bits); branch-free, since
  * subnormal and normal values alternate unpredictably in FP4 data */
-static inline uint64_t coder_encode(const coder_t *c, double v)
+static inline __attribute__((always_inline)) uint64_t coder_encode(const coder_t *c, double v)
 {
     const fpl_format_t *f = c->f;
     uint64_t b = fpl__bits(v), a = b & ~((uint64_t)1 << 63);
+    if (c->has_enc) { /* zero: any key, masked */
+        uint64_t mag =
+            c->enc[((a >> (52 - f->mbits)) - c->enc_base) & 255] & (0 - (uint64_t)(a != 0));
+        return mag | ((b >> 63) << (f->nbits - 1));
+    }
     int E = (int)(a >> 52) - 1023;
     uint64_t normal = ((uint64_t)(E + f->bias) << f->mbits) |
                       ((a >> (52 - f->mbits)) & (((uint64_t)1 << f->mbits) - 1));
@@ -159,7 +187,8 @@ static inline uint64_t coder_encode(const coder_t *c, double v)
 }
 
 /* round to the format (RNE) and return the code; *value gets the value */
-static inline uint64_t coder_round(const coder_t *c, double x, double *value)
+static inline __attribute__((always_inline)) uint64_t coder_round(const coder_t *c, double x,
+                                                                  double *value)
 {
     *value = round_float_one(&c->P, x, FPL_RNE, 0);
     return coder_encode(c, *value);

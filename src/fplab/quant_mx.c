@@ -58,6 +58,75 @@ static inline uint64_t elem_code(const fpl_quant_t *q, const coder_t *ec, double
     return coder_round(ec, v, &value); /* saturating */
 }
 
+/* ---- max |x| and block division, with AVX2 where the CPU has it ----------- */
+
+/* max |x| (x finite: max is exact and order-free) */
+static double absmax(const double *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fabs(x[i]) > m ? fabs(x[i]) : m;
+    return m;
+}
+
+/* t = x / den (den > 0), else 0 */
+static void div_block(const double *x, double den, double *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        t[i] = den > 0 ? x[i] / den : 0.0;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define MX_AVX2 1
+
+__attribute__((target("avx2"))) static double absmax_avx2(const double *x, size_t n)
+{
+    const __m256d abs = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    __m256d m0 = _mm256_setzero_pd(), m1 = m0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        m0 = _mm256_max_pd(_mm256_and_pd(_mm256_loadu_pd(x + i), abs), m0);
+        m1 = _mm256_max_pd(_mm256_and_pd(_mm256_loadu_pd(x + i + 4), abs), m1);
+    }
+    double l[4], m;
+    _mm256_storeu_pd(l, _mm256_max_pd(m0, m1));
+    m = l[0] > l[1] ? l[0] : l[1];
+    m = l[2] > m ? l[2] : m;
+    m = l[3] > m ? l[3] : m;
+    double r = absmax(x + i, n - i);
+    return r > m ? r : m;
+}
+
+__attribute__((target("avx2"))) static void div_block_avx2(const double *x, double den, double *t,
+                                                           size_t n)
+{
+    if (!(den > 0)) {
+        memset(t, 0, n * sizeof *t);
+        return;
+    }
+    const __m256d d = _mm256_set1_pd(den);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        _mm256_storeu_pd(t + i, _mm256_div_pd(_mm256_loadu_pd(x + i), d));
+    div_block(x + i, den, t + i, n - i);
+}
+#endif
+
+typedef struct {
+    double (*absmax)(const double *, size_t);
+    void (*div_block)(const double *, double, double *, size_t);
+} mx_ops_t;
+
+static mx_ops_t mx_ops(void)
+{
+#ifdef MX_AVX2
+    if (fpl__quant_simd())
+        return (mx_ops_t){absmax_avx2, div_block_avx2};
+#endif
+    return (mx_ops_t){absmax, div_block};
+}
+
 /* element code -> value, for every byte (codes beyond the format: 0) */
 static void elem_table(const fpl_quant_t *q, double *etab)
 {
@@ -75,6 +144,7 @@ int fpl__quant_mx_pack(const fpl_quant_t *q, const double *x, size_t n, uint8_t 
     if (!is_mxint(q))
         coder_init(ec, &q->elem);
     bitw_t w = {out, 0, 0};
+    const mx_ops_t ops = mx_ops();
     /* every MX block is a whole number of bytes (8 + 32 * {4, 6, 8} bits);
      * blocks go through the SIMD rounding a chunk at a time */
     enum { CHUNK = 64 };
@@ -85,10 +155,7 @@ int fpl__quant_mx_pack(const fpl_quant_t *q, const double *x, size_t n, uint8_t 
         int ex[CHUNK];
         for (size_t k = 0; k < nb; k++) {
             const double *xb = x + (b0 + k) * 32;
-            double amax = 0;
-            for (int i = 0; i < 32; i++)
-                amax = fabs(xb[i]) > amax ? fabs(xb[i]) : amax;
-            ex[k] = mx_shared_exponent(q, amax);
+            ex[k] = mx_shared_exponent(q, ops.absmax(xb, 32));
             double inv = fpl__double((uint64_t)(1023 - ex[k]) << 52); /* 2^-e, exact */
             for (int i = 0; i < 32; i++)
                 t[k * 32 + i] = xb[i] * inv;
@@ -157,9 +224,8 @@ int fpl__quant_nvfp4_pack(const fpl_quant_t *q, const double *x, size_t n, uint8
     coder_init(ec, &q->elem);
     coder_init(scoder, &q->scale);
     bitw_t w = {out, 0, 0};
-    double amax = 0;
-    for (size_t i = 0; i < n; i++)
-        amax = fabs(x[i]) > amax ? fabs(x[i]) : amax;
+    const mx_ops_t ops = mx_ops();
+    double amax = ops.absmax(x, n);
     float gs = amax > 0 ? (float)(amax / (6.0 * 448.0)) : 1.0f;
     if (!(gs > 0))
         gs = 1.0f; /* amax so small that the tensor scale underflows */
@@ -173,12 +239,10 @@ int fpl__quant_nvfp4_pack(const fpl_quant_t *q, const double *x, size_t n, uint8
         size_t nb = n / 16 - b0 < CHUNK ? n / 16 - b0 : CHUNK;
         for (size_t k = 0; k < nb; k++) {
             const double *xb = x + (b0 + k) * 16;
-            double bmax = 0, s;
-            for (int i = 0; i < 16; i++)
-                bmax = fabs(xb[i]) > bmax ? fabs(xb[i]) : bmax;
-            sc[k] = (uint8_t)coder_round(scoder, bmax / (6.0 * (double)gs), &s);
-            for (int i = 0; i < 16; i++)
-                t[k * 16 + i] = s > 0 ? xb[i] / (s * (double)gs) : 0.0;
+            double s;
+            sc[k] = (uint8_t)coder_round(scoder, ops.absmax(xb, 16) / (6.0 * (double)gs), &s);
+            /* x / (s gs) when s > 0: s gs > 0 too (binary64 holds it exactly) */
+            ops.div_block(xb, s > 0 ? s * (double)gs : 0.0, t + k * 16, 16);
         }
         fpl_round_array(&q->elem, t, t, nb * 16, FPL_RNE, NULL);
         for (size_t k = 0; k < nb; k++) {

@@ -237,19 +237,60 @@ int fpl__quant_int_pack(const fpl_quant_t *q, const double *x, size_t n, size_t 
     return FPL_OK;
 }
 
+/* the stored scale's value: binary32 straight from its bits, formats of at
+ * most 8 bits from a table, the rest through fpl_format_decode */
+typedef struct {
+    const fpl_format_t *f;
+    int how; /* 0: decode, 1: binary32, 2: table */
+    double table[256];
+} scale_dec_t;
+
+static void scale_dec_init(scale_dec_t *d, const fpl_format_t *f)
+{
+    d->f = f;
+    d->how = 0;
+    if (f->nbits == 32 && f->ebits == 8 && f->mbits == 23 && f->bias == 127 && f->has_sign &&
+        f->subnormals && f->specials == FPL_SPECIALS_IEEE) {
+        d->how = 1;
+    } else if (f->nbits <= 8) {
+        d->how = 2;
+        for (uint64_t k = 0; k < ((uint64_t)1 << f->nbits); k++)
+            d->table[k] = fpl_format_decode(f, k);
+    }
+}
+
+static inline double scale_dec(const scale_dec_t *d, uint64_t code)
+{
+    if (d->how == 1) {
+        uint32_t b = (uint32_t)code;
+        float v;
+        memcpy(&v, &b, sizeof v);
+        if (!isnan(v)) /* a NaN keeps fpl_format_decode's rule */
+            return (double)v;
+    } else if (d->how == 2) {
+        return d->table[code];
+    }
+    return fpl_format_decode(d->f, code);
+}
+
 void fpl__quant_int_unpack(const fpl_quant_t *q, const uint8_t *in, size_t n, size_t g,
                            size_t in_bytes, double *y)
 {
     bitr_t r = {in, in + in_bytes, 0, 0};
+    scale_dec_t d;
+    scale_dec_init(&d, &q->scale);
+    const int bits = q->bits;
+    const int64_t half = (int64_t)1 << (bits - 1);
     for (size_t b = 0; b < n / g; b++) {
-        intscale_t sc = {fpl_format_decode(&q->scale, get_bits(&r, q->scale.nbits)), 0, 0};
-        if (q->asym)
-            sc.z = (int64_t)get_bits(&r, q->bits);
-        for (size_t i = 0; i < g; i++) {
-            uint64_t c = get_bits(&r, q->bits);
-            int64_t k = q->asym ? (int64_t)c
-                                : (int64_t)(c ^ (1ULL << (q->bits - 1))) - (1LL << (q->bits - 1));
-            y[b * g + i] = int_value(&sc, k);
+        const double s = scale_dec(&d, get_bits(&r, q->scale.nbits));
+        double *yg = y + b * g;
+        if (q->asym) {
+            const int64_t z = (int64_t)get_bits(&r, bits);
+            for (size_t i = 0; i < g; i++)
+                yg[i] = (double)((int64_t)get_bits(&r, bits) - z) * s;
+        } else {
+            for (size_t i = 0; i < g; i++)
+                yg[i] = (double)((int64_t)(get_bits(&r, bits) ^ (uint64_t)half) - half) * s;
         }
     }
 }

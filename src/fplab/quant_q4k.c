@@ -1,5 +1,5 @@
 /* quant_q4k.c -- GGUF q4_K super-blocks: ggml's reference k-quant in its
- * binary32 arithmetic */
+ * binary32 arithmetic, with an AVX2 search that gives the same bytes */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,9 +7,7 @@
 #include "error.h"
 #include "quant_impl.h"
 
-/* ggml's reference quantizer, in its binary32 arithmetic --------
- *
- * A super-block of QK_K = 256 values is 8 sub-blocks of 32.  Each sub-block
+/* A super-block of QK_K = 256 values is 8 sub-blocks of 32.  Each sub-block
  * gets a scale s_j and a min m_j (x ~ s_j q - m_j, q in 0..15) from a small
  * weighted least-squares search; the 8 scales and 8 mins are then coded in 6
  * bits against two binary16 super-scales d = max s_j / 63 and dmin =

@@ -1022,10 +1022,14 @@ static void ref_data(fpt_rng_t *r, int kind, double *x)
         case 8: v = ref_normal(r) * ldexp(1.0, 20 + sub); break; /* scales overflow binary16 */
         case 9: v = fabs(ref_normal(r)) * scale * (sub & 1 ? -1 : 1) + (sub & 2 ? scale : 0); break;
         case 10: v = (double)((int)(fpt_rng_u64(r) % 31) - 15) * ldexp(1.0, sub - 3); break;
-        default: v = u < 0.3 ? 0 : u < 0.6 ? ref_normal(r) * 1e-40 : ref_normal(r) * scale; break;
+        case 11: v = u < 0.3 ? 0 : u < 0.6 ? ref_normal(r) * 1e-40 : ref_normal(r) * scale; break;
+        case 12: v = ref_normal(r) * ldexp(1.0, 100 + sub * 4); break; /* overflows binary32 sums */
+        default: /* a value or two far below a tight cluster */
+            v = -scale * (1 + ldexp(ref_normal(r), -20 - sub)) - (u < 0.05 ? scale * 1e3 : 0);
+            break;
         }
-        if (fabs(v) > 1e37) /* GGUF reads binary32 */
-            v = copysign(1e37, v);
+        if (fabs(v) > 3.4e38) /* GGUF reads finite binary32 */
+            v = copysign(3.4e38, v);
         x[i] = v;
     }
 }
@@ -1055,7 +1059,7 @@ static void matches_reference(size_t rounds, uint64_t seed)
                            "mxfp4:up",
                            "mxint8",
                            "nvfp4"};
-    enum { R = 4, C = 1024, N = R * C, KINDS = 12 };
+    enum { R = 4, C = 1024, N = R * C, KINDS = 14 };
     static double x[N], y[N], yr[N];
     static uint8_t a[2 * N + 64], b[2 * N + 64];
     fpt_rng_t rng;

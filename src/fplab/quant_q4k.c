@@ -252,8 +252,8 @@ __attribute__((target("avx2"))) static void q4k_search_avx2(const float *x, floa
     const float rmin = -1.0f, rdelta = 0.1f;
     /* transposed: X[v][i] lane j = value i of sub-block j of super-block v */
     __m256 X[V][32], W[V][32], T[V][32], B[V][32];
-    _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-    {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; v++) {
         _Alignas(32) float tmp[32][8];
         for (int j = 0; j < 8; j++)
             for (int i = 0; i < 32; i++)
@@ -263,8 +263,8 @@ __attribute__((target("avx2"))) static void q4k_search_avx2(const float *x, floa
     }
     const __m256 zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
     __m256 lo[V], hi[V], lo0[V], flat[V], sum_w[V], sum_x[V], scale[V], best[V];
-    _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-    {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; v++) {
         __m256 sum_x2 = zero; /* weights w = sqrt(sum x^2 / 32) + |x| */
         for (int i = 0; i < 32; i++)
             sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(X[v][i], X[v][i]));
@@ -294,8 +294,8 @@ __attribute__((target("avx2"))) static void q4k_search_avx2(const float *x, floa
         }
     }
     __m256 XL[V][32], xmin[V];
-    _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-    {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; v++) {
         xmin[v] = X[v][0];
         for (int i = 1; i < 32; i++)
             xmin[v] = _mm256_min_ps(X[v][i], xmin[v]);
@@ -307,8 +307,8 @@ __attribute__((target("avx2"))) static void q4k_search_avx2(const float *x, floa
         __m256 sl[V], sl2[V], sxl[V], s[V], m[V], err[V], dpos[V];
         __m256 iscale[V];
         int fast = 1, need_lo = 0, need_hi = 0;
-        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-        {
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
             iscale[v] = _mm256_div_ps(num, _mm256_sub_ps(hi[v], lo[v]));
             /* iscale * (x - lo) is monotone in x: within +-2^22 at both ends
              * (min x and max x), k_nearest is exactly t - 1.5 * 2^23, and
@@ -334,8 +334,8 @@ __attribute__((target("avx2"))) static void q4k_search_avx2(const float *x, floa
             }
         } else {
             for (int i = 0; i < 32; i++)
-                _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-                {
+#pragma GCC unroll 4
+                for (int v = 0; v < V; v++) {
                     __m256 l = q4k_code8(iscale[v], X[v][i], lo[v]);
                     __m256 wl = _mm256_mul_ps(W[v][i], l);
                     T[v][i] = l;
@@ -344,8 +344,8 @@ __attribute__((target("avx2"))) static void q4k_search_avx2(const float *x, floa
                     sxl[v] = _mm256_add_ps(sxl[v], _mm256_mul_ps(wl, X[v][i]));
                 }
         }
-        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-        {
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
             __m256 D = _mm256_sub_ps(_mm256_mul_ps(sum_w[v], sl2[v]), _mm256_mul_ps(sl[v], sl[v]));
             dpos[v] = _mm256_cmp_ps(D, zero, _CMP_GT_OQ);
             s[v] = _mm256_div_ps(
@@ -358,14 +358,14 @@ __attribute__((target("avx2"))) static void q4k_search_avx2(const float *x, floa
             err[v] = zero;
         }
         for (int i = 0; i < 32; i++)
-            _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-            {
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++) {
                 __m256 e =
                     _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(s[v], T[v][i]), m[v]), X[v][i]);
                 err[v] = _mm256_add_ps(err[v], _mm256_mul_ps(W[v][i], _mm256_mul_ps(e, e)));
             }
-        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-        {
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
             __m256 upd = _mm256_and_ps(dpos[v], _mm256_cmp_ps(err[v], best[v], _CMP_LT_OQ));
             if (_mm256_movemask_ps(upd)) {
                 for (int i = 0; i < 32; i++)
@@ -378,8 +378,8 @@ __attribute__((target("avx2"))) static void q4k_search_avx2(const float *x, floa
             }
         }
     }
-    _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-    { /* flat sub-blocks: codes 0, scale 0, min -lo */
+#pragma GCC unroll 4
+    for (int v = 0; v < V; v++) { /* flat sub-blocks: codes 0, scale 0, min -lo */
         _mm256_storeu_ps(scales + 8 * v, _mm256_andnot_ps(flat[v], scale[v]));
         _mm256_storeu_ps(mins + 8 * v,
                          _mm256_xor_ps(sign, _mm256_blendv_ps(lo[v], lo0[v], flat[v])));

@@ -10,28 +10,29 @@
 
 #include "fplab.h"
 
+/* CPU time of this thread: other jobs on a shared machine do not count */
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int main(void)
 {
-    const char *schemes[] = {"q8_0",  "q4_0",       "q4_1",       "q4_K",       "int8:channel", "int4:g128",
-                             "int4:g32:asym", "mxfp8_e4m3", "mxfp6_e3m2", "mxfp4",  "mxint8",
-                             "nvfp4"};
-    const char *targeted[] = {"q8_0", "q4_0", "int4:g128", "mxfp4"};
+    const char *schemes[] = {"q8_0",         "q4_0",      "q4_1",          "q4_K",
+                             "int8:channel", "int4:g128", "int4:g32:asym", "mxfp8_e4m3",
+                             "mxfp6_e3m2",   "mxfp4",     "mxint8",        "nvfp4"};
     const size_t rows = 1024, cols = 4096, n = rows * cols;
     double *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
     gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
     for (size_t i = 0; i < n; i++)
         x[i] = gsl_ran_gaussian(g, 0.02);
-    printf("# fplab %s quantize + dequantize of a %zu x %zu tensor, single thread, best of 3\n",
+    printf("# fplab %s quantize + dequantize of a %zu x %zu tensor, single thread, "
+           "thread CPU time, best of 3\n",
            fpl_version(), rows, cols);
-    printf("# target: >= 200 M values/s for q8_0, q4_0, int4:g128, mxfp4\n");
-    printf("%-16s %10s %12s %s\n", "scheme", "bits/value", "M values/s", "status");
+    printf("# target: >= 100 M values/s for q4_K, >= 250 M values/s for every other scheme\n");
+    printf("%-16s %10s %12s %8s %s\n", "scheme", "bits/value", "M values/s", "target", "status");
     int misses = 0;
     for (size_t s = 0; s < sizeof schemes / sizeof schemes[0]; s++) {
         fpl_quant_t q;
@@ -47,15 +48,13 @@ int main(void)
             best = dt < best ? dt : best;
         }
         double rate = (double)n / best / 1e6;
-        int target = 0;
-        for (size_t k = 0; k < 4; k++)
-            target |= !strcmp(schemes[s], targeted[k]);
-        int ok = !target || rate >= 200;
+        double target = q.kind == FPL_QUANT_Q4_K ? 100 : 250;
+        int ok = rate >= target;
         misses += !ok;
-        printf("%-16s %10.4g %12.0f %s\n", schemes[s], fpl_quant_bits_per_weight(&q, rows, cols),
-               rate, target ? (ok ? "ok" : "MISS") : "");
+        printf("%-16s %10.4g %12.0f %8.0f %s\n", schemes[s],
+               fpl_quant_bits_per_weight(&q, rows, cols), rate, target, ok ? "ok" : "MISS");
     }
-    printf("# %d targeted schemes miss the target\n", misses);
+    printf("# %d schemes miss their target\n", misses);
     free(x);
     free(y);
     gsl_rng_free(g);

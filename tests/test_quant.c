@@ -1,5 +1,5 @@
-/* test_quant.c -- GGUF block formats: hand-computed blocks, packed layout,
- * sizes, round trips */
+/* test_quant.c -- quantizers: hand-computed blocks, packed layout, sizes,
+ * round trips, and the optimised paths against the plain scalar reference */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -503,6 +503,608 @@ static void test_quant_storage_round_trip(void **state)
     }
 }
 
+/* ---- the straightforward scalar quantizers, kept as the reference ----------
+ *
+ * The library's quantizers are optimised (SIMD q4_K search, fused integer and
+ * NVFP4 loops); these are the plain per-element versions they replaced, built
+ * on the public rounding and coding calls only.  The optimised paths must
+ * give the same bytes and the same dequantized values on every input. */
+
+typedef struct {
+    uint8_t *p;
+    uint64_t bit;
+} ref_bits_t;
+
+static void ref_put(ref_bits_t *w, uint64_t v, int nbits)
+{
+    for (int k = 0; k < nbits; k++, w->bit++)
+        if ((v >> k) & 1)
+            w->p[w->bit / 8] |= (uint8_t)(1u << (w->bit % 8));
+}
+
+static uint64_t ref_get(const uint8_t *p, uint64_t *bit, int nbits)
+{
+    uint64_t v = 0;
+    for (int k = 0; k < nbits; k++, (*bit)++)
+        v |= (uint64_t)((p[*bit / 8] >> (*bit % 8)) & 1) << k;
+    return v;
+}
+
+static fpl_format_t ref_fp16(void)
+{
+    fpl_format_t h;
+    fpl_format_parse("fp16", &h);
+    return h;
+}
+
+/* binary32 -> binary16 code, RNE, beyond 65504 -> +-inf (F16C) */
+static uint16_t ref_half(float v)
+{
+    fpl_format_t h = ref_fp16();
+    double r = fpl_round(&h, (double)v, FPL_RNE, NULL);
+    uint64_t c;
+    if (isinf(r))
+        return (uint16_t)((signbit(r) ? 0x8000 : 0) | 0x7c00);
+    fpl_format_encode(&h, r, &c);
+    return (uint16_t)c;
+}
+
+static float ref_unhalf(const uint8_t *p)
+{
+    fpl_format_t h = ref_fp16();
+    return (float)fpl_format_decode(&h, (uint64_t)p[0] | ((uint64_t)p[1] << 8));
+}
+
+static void ref_put_half(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v & 0xff);
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void ref_gguf_block(fpl_quant_kind_t kind, const double *x, uint8_t *o)
+{
+    float v[32];
+    for (int j = 0; j < 32; j++)
+        v[j] = (float)x[j];
+    if (kind == FPL_QUANT_Q8_0) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(v[j]));
+        const float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
+        ref_put_half(o, ref_half(d));
+        for (int j = 0; j < 32; j++)
+            o[2 + j] = (uint8_t)(int8_t)roundf(v[j] * id);
+    } else if (kind == FPL_QUANT_Q4_0) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(v[j])) {
+                amax = fabsf(v[j]);
+                max = v[j];
+            }
+        const float d = max / -8, id = d != 0.0f ? 1.0f / d : 0.0f;
+        ref_put_half(o, ref_half(d));
+        for (int j = 0; j < 16; j++) {
+            int8_t a = (int8_t)(v[j] * id + 8.5f), c = (int8_t)(v[j + 16] * id + 8.5f);
+            o[2 + j] = (uint8_t)((a < 15 ? a : 15) | ((c < 15 ? c : 15) << 4));
+        }
+    } else {
+        float min = 3.40282347e+38f, max = -3.40282347e+38f;
+        for (int j = 0; j < 32; j++) {
+            min = v[j] < min ? v[j] : min;
+            max = v[j] > max ? v[j] : max;
+        }
+        const float d = (max - min) / 15, id = d != 0.0f ? 1.0f / d : 0.0f;
+        ref_put_half(o, ref_half(d));
+        ref_put_half(o + 2, ref_half(min));
+        for (int j = 0; j < 16; j++) {
+            int8_t a = (int8_t)((v[j] - min) * id + 0.5f),
+                   c = (int8_t)((v[j + 16] - min) * id + 0.5f);
+            o[4 + j] = (uint8_t)((a < 15 ? a : 15) | ((c < 15 ? c : 15) << 4));
+        }
+    }
+}
+
+static void ref_gguf_unblock(fpl_quant_kind_t kind, const uint8_t *p, double *o)
+{
+    const float d = ref_unhalf(p);
+    for (int j = 0; j < 32; j++) {
+        if (kind == FPL_QUANT_Q8_0) {
+            o[j] = (double)((float)(int8_t)p[2 + j] * d);
+        } else {
+            int c = (p[(kind == FPL_QUANT_Q4_0 ? 2 : 4) + j % 16] >> (j < 16 ? 0 : 4)) & 15;
+            if (kind == FPL_QUANT_Q4_0)
+                o[j] = (double)((float)(c - 8) * d);
+            else
+                o[j] = (double)((float)c * d + ref_unhalf(p + 2));
+        }
+    }
+}
+
+/* ggml's nearest_int */
+static int ref_nearest(float v)
+{
+    float t = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static int ref_clamp(int v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* ggml's make_qkx2_quants(32, 15, x, w, L, &min, Laux, -1, 0.1, 20, false) */
+static float ref_q4k_fit(const float *x, const float *w, uint8_t *L, float *neg_min)
+{
+    float lo = x[0], hi = x[0], sum_w = w[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < 32; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (lo > 0)
+        lo = 0;
+    if (hi == lo) {
+        memset(L, 0, 32);
+        *neg_min = -lo;
+        return 0.0f;
+    }
+    float iscale = 15 / (hi - lo), scale = 1 / iscale, best = 0;
+    for (int i = 0; i < 32; i++) {
+        L[i] = (uint8_t)ref_clamp(ref_nearest(iscale * (x[i] - lo)), 0, 15);
+        float e = scale * L[i] + lo - x[i];
+        best += w[i] * (e * e);
+    }
+    uint8_t trial[32];
+    for (int is = 0; is <= 20; is++) {
+        iscale = (-1.0f + 0.1f * (float)is + 15) / (hi - lo);
+        float sl = 0, sl2 = 0, sxl = 0;
+        for (int i = 0; i < 32; i++) {
+            int l = ref_clamp(ref_nearest(iscale * (x[i] - lo)), 0, 15);
+            trial[i] = (uint8_t)l;
+            sl += w[i] * (float)l;
+            sl2 += w[i] * (float)l * (float)l;
+            sxl += w[i] * (float)l * x[i];
+        }
+        float D = sum_w * sl2 - sl * sl;
+        if (!(D > 0))
+            continue;
+        float s = (sum_w * sxl - sum_x * sl) / D, m = (sl2 * sum_x - sl * sxl) / D;
+        if (m > 0) {
+            m = 0;
+            s = sxl / sl2;
+        }
+        float err = 0;
+        for (int i = 0; i < 32; i++) {
+            float e = s * trial[i] + m - x[i];
+            err += w[i] * (e * e);
+        }
+        if (err < best) {
+            memcpy(L, trial, 32);
+            best = err;
+            scale = s;
+            lo = m;
+        }
+    }
+    *neg_min = -lo;
+    return scale;
+}
+
+static void ref_q4k_sm(const uint8_t *sm, int j, int *sc, int *mn)
+{
+    if (j < 4) {
+        *sc = sm[j] & 63;
+        *mn = sm[j + 4] & 63;
+    } else {
+        *sc = (sm[j + 4] & 0x0f) | ((sm[j - 4] >> 6) << 4);
+        *mn = (sm[j + 4] >> 4) | ((sm[j] >> 6) << 4);
+    }
+}
+
+static void ref_q4k_block(const double *xd, uint8_t *o)
+{
+    float x[256], w[32], scales[8], mins[8], max_scale = 0, max_min = 0;
+    uint8_t L[256];
+    for (int i = 0; i < 256; i++)
+        x[i] = (float)xd[i];
+    for (int j = 0; j < 8; j++) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++)
+            sum_x2 += x[32 * j + l] * x[32 * j + l];
+        float av = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++)
+            w[l] = av + fabsf(x[32 * j + l]);
+        scales[j] = ref_q4k_fit(x + 32 * j, w, L + 32 * j, &mins[j]);
+        max_scale = scales[j] > max_scale ? scales[j] : max_scale;
+        max_min = mins[j] > max_min ? mins[j] : max_min;
+    }
+    float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+    float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+    uint8_t *sm = o + 4;
+    memset(sm, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        uint8_t ls = (uint8_t)ref_nearest(inv_scale * scales[j]);
+        uint8_t lm = (uint8_t)ref_nearest(inv_min * mins[j]);
+        ls = ls < 63 ? ls : 63;
+        lm = lm < 63 ? lm : 63;
+        if (j < 4) {
+            sm[j] = ls;
+            sm[j + 4] = lm;
+        } else {
+            sm[j + 4] = (uint8_t)((ls & 0x0f) | ((lm & 0x0f) << 4));
+            sm[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            sm[j] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    ref_put_half(o, ref_half(max_scale / 63.0f));
+    ref_put_half(o + 2, ref_half(max_min / 63.0f));
+    const float d = ref_unhalf(o), dmin = ref_unhalf(o + 2);
+    for (int j = 0; j < 8; j++) {
+        int sc, mn;
+        ref_q4k_sm(sm, j, &sc, &mn);
+        const float dj = d * (float)sc;
+        if (dj == 0)
+            continue;
+        const float mj = dmin * (float)mn;
+        for (int l = 0; l < 32; l++)
+            L[32 * j + l] = (uint8_t)ref_clamp(ref_nearest((x[32 * j + l] + mj) / dj), 0, 15);
+    }
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++)
+            o[16 + 32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+}
+
+static void ref_q4k_unblock(const uint8_t *p, double *y)
+{
+    const float d = ref_unhalf(p), dmin = ref_unhalf(p + 2);
+    for (int j = 0; j < 8; j++) {
+        int sc, mn;
+        ref_q4k_sm(p + 4, j, &sc, &mn);
+        const float dj = d * (float)sc, mj = dmin * (float)mn;
+        for (int l = 0; l < 32; l++) {
+            float t = dj * (float)((p[16 + 32 * (j / 2) + l] >> ((j & 1) * 4)) & 0x0f);
+            y[32 * j + l] = (double)(t - mj);
+        }
+    }
+}
+
+static int ref_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double ref_pct(const double *s, size_t n, double p)
+{
+    double h = p / 100 * (double)(n - 1);
+    size_t lo = (size_t)floor(h);
+    return lo + 1 < n ? s[lo] + (h - (double)lo) * (s[lo + 1] - s[lo]) : s[lo];
+}
+
+typedef struct {
+    double s;
+    int64_t z;
+    uint64_t scode;
+} ref_isc_t;
+
+static ref_isc_t ref_int_scale(const fpl_quant_t *q, double lo, double hi)
+{
+    ref_isc_t r = {1.0, 0, 0};
+    int64_t levels = (1LL << q->bits) - 1, qmax = (1LL << (q->bits - 1)) - 1;
+    if (q->asym) {
+        if (hi == lo) {
+            r.s = lo != 0 ? fabs(lo) : 1.0;
+            r.z = lo < 0 ? 1 : 0;
+        } else {
+            r.s = (hi - lo) / (double)levels;
+        }
+    } else {
+        r.s = hi > 0 ? hi / (double)qmax : 1.0;
+    }
+    double st = fpl_round(&q->scale, r.s, FPL_RNE, NULL);
+    r.s = st > 0 ? st : q->scale.min_positive;
+    fpl_format_encode(&q->scale, r.s, &r.scode);
+    if (q->asym && hi != lo) {
+        double z = nearbyint(-lo / r.s);
+        r.z = z < 0 ? 0 : z > (double)levels ? levels : (int64_t)z;
+    }
+    return r;
+}
+
+static int64_t ref_int_code(const fpl_quant_t *q, const ref_isc_t *sc, double x)
+{
+    int64_t levels = (1LL << q->bits) - 1, qmax = (1LL << (q->bits - 1)) - 1;
+    double v = nearbyint(fmax(-512, fmin(512, x / sc->s)));
+    if (q->asym)
+        return (int64_t)fmax(0, fmin((double)levels, v + (double)sc->z));
+    return (int64_t)fmax((double)-qmax, fmin((double)qmax, v));
+}
+
+static void ref_int_range(const fpl_quant_t *q, const double *x, size_t n, double *lo, double *hi)
+{
+    double mn = INFINITY, mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        mn = fmin(mn, x[i]);
+        mx = fmax(mx, x[i]);
+    }
+    double amax = fmax(-mn, mx);
+    *lo = q->asym ? mn : -amax;
+    *hi = q->asym ? mx : amax;
+    if (q->calib == FPL_CALIB_PERCENTILE && n > 1) {
+        double *t = malloc(n * sizeof *t);
+        for (size_t i = 0; i < n; i++)
+            t[i] = q->asym ? x[i] : fabs(x[i]);
+        qsort(t, n, sizeof *t, ref_cmp);
+        *hi = ref_pct(t, n, q->percentile);
+        *lo = q->asym ? ref_pct(t, n, 100 - q->percentile) : -*hi;
+        free(t);
+    } else if (q->calib == FPL_CALIB_MSE) {
+        double best = INFINITY, blo = *lo, bhi = *hi, mid = q->asym ? (mn + mx) / 2 : 0;
+        double half = q->asym ? (mx - mn) / 2 : amax;
+        for (int k = 100; k >= 50; k--) {
+            double a = k / 100.0, l = mid - a * half, h = mid + a * half;
+            ref_isc_t sc = ref_int_scale(q, l, h);
+            double e = 0;
+            for (size_t i = 0; i < n && e < best; i++) {
+                double d = x[i] - (double)(ref_int_code(q, &sc, x[i]) - sc.z) * sc.s;
+                e += d * d;
+            }
+            if (e < best) {
+                best = e;
+                blo = l;
+                bhi = h;
+            }
+        }
+        *lo = blo;
+        *hi = bhi;
+    }
+}
+
+/* the reference packing and dequantization of any scheme; out is zeroed */
+static void ref_pack(const fpl_quant_t *q, const double *x, size_t rows, size_t cols, uint8_t *out)
+{
+    size_t n = rows * cols;
+    ref_bits_t w = {out, 0};
+    if (q->kind <= FPL_QUANT_Q4_1) {
+        size_t bytes = q->kind == FPL_QUANT_Q8_0 ? 34 : q->kind == FPL_QUANT_Q4_0 ? 18 : 20;
+        for (size_t b = 0; b < n / 32; b++)
+            ref_gguf_block(q->kind, x + 32 * b, out + bytes * b);
+    } else if (q->kind == FPL_QUANT_Q4_K) {
+        for (size_t b = 0; b < n / 256; b++)
+            ref_q4k_block(x + 256 * b, out + 144 * b);
+    } else if (q->kind == FPL_QUANT_INT) {
+        size_t g = q->block == 0 ? n : q->block == FPL_QUANT_CHANNEL ? cols : q->block;
+        for (size_t b = 0; b < n / g; b++) {
+            double lo, hi;
+            ref_int_range(q, x + b * g, g, &lo, &hi);
+            ref_isc_t sc = ref_int_scale(q, lo, hi);
+            ref_put(&w, sc.scode, q->scale.nbits);
+            if (q->asym)
+                ref_put(&w, (uint64_t)sc.z, q->bits);
+            for (size_t i = 0; i < g; i++)
+                ref_put(&w, (uint64_t)ref_int_code(q, &sc, x[b * g + i]), q->bits);
+        }
+    } else if (q->kind == FPL_QUANT_MX) {
+        int mxint = q->elem.kind == FPL_KIND_INT;
+        double emax = mxint ? 127.0 / 64 : q->elem.max_finite;
+        for (size_t b = 0; b < n / 32; b++) {
+            const double *xb = x + 32 * b;
+            double amax = 0;
+            for (int i = 0; i < 32; i++)
+                amax = fmax(amax, fabs(xb[i]));
+            int e = 0;
+            if (amax > 0 && q->scale_up) {
+                e = ilogb(amax) - ilogb(emax) - 1;
+                while (ldexp(emax, e) < amax)
+                    e++;
+            } else if (amax > 0) {
+                e = ilogb(amax) - (mxint ? 0 : q->elem.emax);
+            }
+            e = e < -127 ? -127 : e > 127 ? 127 : e;
+            ref_put(&w, (uint64_t)(e + 127), 8);
+            for (int i = 0; i < 32; i++) {
+                double t = ldexp(xb[i], -e);
+                uint64_t c;
+                if (mxint) {
+                    c = (uint64_t)(int64_t)fmax(-128, fmin(127, nearbyint(t * 64))) & 0xff;
+                } else {
+                    fpl_format_encode(&q->elem, fpl_round(&q->elem, t, FPL_RNE, NULL), &c);
+                }
+                ref_put(&w, c, q->elem.nbits);
+            }
+        }
+    } else { /* NVFP4 */
+        double amax = 0;
+        for (size_t i = 0; i < n; i++)
+            amax = fmax(amax, fabs(x[i]));
+        float gs = amax > 0 ? (float)(amax / (6.0 * 448.0)) : 1.0f;
+        if (!(gs > 0))
+            gs = 1.0f;
+        uint32_t gbits;
+        memcpy(&gbits, &gs, sizeof gbits);
+        ref_put(&w, gbits, 32);
+        for (size_t b = 0; b < n / 16; b++) {
+            const double *xb = x + 16 * b;
+            double bmax = 0;
+            for (int i = 0; i < 16; i++)
+                bmax = fmax(bmax, fabs(xb[i]));
+            double s = fpl_round(&q->scale, bmax / (6.0 * (double)gs), FPL_RNE, NULL);
+            uint64_t c;
+            fpl_format_encode(&q->scale, s, &c);
+            ref_put(&w, c, 8);
+            for (int i = 0; i < 16; i++) {
+                double t = s > 0 ? xb[i] / (s * (double)gs) : 0.0;
+                fpl_format_encode(&q->elem, fpl_round(&q->elem, t, FPL_RNE, NULL), &c);
+                ref_put(&w, c, 4);
+            }
+        }
+    }
+}
+
+static void ref_unpack(const fpl_quant_t *q, const uint8_t *in, size_t rows, size_t cols, double *y)
+{
+    size_t n = rows * cols;
+    uint64_t bit = 0;
+    if (q->kind <= FPL_QUANT_Q4_1) {
+        size_t bytes = q->kind == FPL_QUANT_Q8_0 ? 34 : q->kind == FPL_QUANT_Q4_0 ? 18 : 20;
+        for (size_t b = 0; b < n / 32; b++)
+            ref_gguf_unblock(q->kind, in + bytes * b, y + 32 * b);
+    } else if (q->kind == FPL_QUANT_Q4_K) {
+        for (size_t b = 0; b < n / 256; b++)
+            ref_q4k_unblock(in + 144 * b, y + 256 * b);
+    } else if (q->kind == FPL_QUANT_INT) {
+        size_t g = q->block == 0 ? n : q->block == FPL_QUANT_CHANNEL ? cols : q->block;
+        for (size_t b = 0; b < n / g; b++) {
+            double s = fpl_format_decode(&q->scale, ref_get(in, &bit, q->scale.nbits));
+            int64_t z = q->asym ? (int64_t)ref_get(in, &bit, q->bits) : 0;
+            for (size_t i = 0; i < g; i++) {
+                int64_t c = (int64_t)ref_get(in, &bit, q->bits);
+                if (!q->asym && c >= (1LL << (q->bits - 1)))
+                    c -= 1LL << q->bits;
+                y[b * g + i] = (double)(c - z) * s;
+            }
+        }
+    } else if (q->kind == FPL_QUANT_MX) {
+        for (size_t b = 0; b < n / 32; b++) {
+            int e = (int)ref_get(in, &bit, 8) - 127;
+            for (int i = 0; i < 32; i++) {
+                uint64_t c = ref_get(in, &bit, q->elem.nbits);
+                double v = q->elem.kind == FPL_KIND_INT ? ldexp((double)(int8_t)(uint8_t)c, -6)
+                                                        : fpl_format_decode(&q->elem, c);
+                y[32 * b + i] = v * ldexp(1.0, e);
+            }
+        }
+    } else {
+        uint32_t gbits = (uint32_t)ref_get(in, &bit, 32);
+        float gs;
+        memcpy(&gs, &gbits, sizeof gs);
+        for (size_t b = 0; b < n / 16; b++) {
+            double s = fpl_format_decode(&q->scale, ref_get(in, &bit, 8));
+            for (int i = 0; i < 16; i++)
+                y[16 * b + i] = fpl_format_decode(&q->elem, ref_get(in, &bit, 4)) * s * (double)gs;
+        }
+    }
+}
+
+/* a standard normal deviate (Box-Muller) and a uniform in (0, 1) */
+static double ref_unif(fpt_rng_t *r)
+{
+    return ((double)(fpt_rng_u64(r) >> 11) + 0.5) * 0x1p-53;
+}
+
+static double ref_normal(fpt_rng_t *r)
+{
+    return sqrt(-2 * log(ref_unif(r))) * cos(6.283185307179586 * ref_unif(r));
+}
+
+/* one block of 256 values of a kind of data the quantizers find hard */
+static void ref_data(fpt_rng_t *r, int kind, double *x)
+{
+    double scale = ldexp(1.0, (int)(fpt_rng_u64(r) % 61) - 30) * (1 + ref_unif(r));
+    int sub = (int)(fpt_rng_u64(r) % 8);
+    for (int i = 0; i < 256; i++) {
+        double u = ref_unif(r), v;
+        switch (kind) {
+        case 0: v = ref_normal(r) * scale; break;                            /* Gaussian */
+        case 1: v = (u < 0.5 ? log(2 * u) : -log(2 - 2 * u)) * scale; break; /* Laplace */
+        case 2:
+            v = ref_normal(r) / fmax(1e-3, fabs(ref_normal(r))) * scale;
+            break; /* Cauchy-like */
+        case 3: v = (double)((int)(fpt_rng_u64(r) % 63) - 31) * 0.5 * ldexp(1.0, sub - 4); break;
+        case 4: v = i / 32 == sub || i / 32 == (sub + 3) % 8 ? 0 : ref_normal(r) * scale; break;
+        case 5: v = scale * (sub & 1 ? -1 : 1); break;                    /* constant */
+        case 6: v = ref_normal(r) * scale * (u < 0.01 ? 1000 : 1); break; /* outliers */
+        case 7:
+            v = ref_normal(r) * ldexp(1.0, -14 - sub * 2);
+            break;                                               /* binary16 subnormal scales */
+        case 8: v = ref_normal(r) * ldexp(1.0, 20 + sub); break; /* scales overflow binary16 */
+        case 9: v = fabs(ref_normal(r)) * scale * (sub & 1 ? -1 : 1) + (sub & 2 ? scale : 0); break;
+        case 10: v = (double)((int)(fpt_rng_u64(r) % 31) - 15) * ldexp(1.0, sub - 3); break;
+        case 11: v = u < 0.3 ? 0 : u < 0.6 ? ref_normal(r) * 1e-40 : ref_normal(r) * scale; break;
+        case 12: v = ref_normal(r) * ldexp(1.0, 100 + sub * 4); break; /* overflows binary32 sums */
+        default: /* a value or two far below a tight cluster */
+            v = -scale * (1 + ldexp(ref_normal(r), -20 - sub)) - (u < 0.05 ? scale * 1e3 : 0);
+            break;
+        }
+        if (fabs(v) > 3.4e38) /* GGUF reads finite binary32 */
+            v = copysign(3.4e38, v);
+        x[i] = v;
+    }
+}
+
+/* One comparison run: `rounds` tensors of 4 x 1024 values. */
+static void matches_reference(size_t rounds, uint64_t seed)
+{
+    const char *names[] = {"q4_K",
+                           "q8_0",
+                           "q4_0",
+                           "q4_1",
+                           "int8",
+                           "int4",
+                           "int2",
+                           "int8:channel",
+                           "int4:g128",
+                           "int4:g32:asym",
+                           "int3:g64:asym",
+                           "int4:g64:scale=e8m0",
+                           "int4:g32:scale=fp16",
+                           "int8:g16:asym:scale=bf16",
+                           "mxfp8_e4m3",
+                           "mxfp8_e5m2",
+                           "mxfp6_e3m2",
+                           "mxfp6_e2m3",
+                           "mxfp4",
+                           "mxfp4:up",
+                           "mxint8",
+                           "nvfp4"};
+    enum { R = 4, C = 1024, N = R * C, KINDS = 14 };
+    static double x[N], y[N], yr[N];
+    static uint8_t a[2 * N + 64], b[2 * N + 64];
+    fpt_rng_t rng;
+    fpt_rng_init(&rng, fpt_seed(seed));
+    for (size_t t = 0; t < rounds; t++) {
+        for (int k = 0; k < N / 256; k++) /* mixed kinds within a tensor */
+            ref_data(&rng, (int)((t + (size_t)k * (t % 5 ? 1 : 0)) % KINDS), x + 256 * k);
+        for (size_t s = 0; s < sizeof names / sizeof names[0]; s++) {
+            if (t % 8 && s > 0) /* q4_K every time, the rest on every 8th tensor */
+                continue;
+            fpl_quant_t q = scheme(names[s]);
+            if (t % 3 == 1 && q.kind == FPL_QUANT_INT)
+                fpl_quant_set_calib(&q, t % 2 ? FPL_CALIB_MSE : FPL_CALIB_PERCENTILE, 99.5);
+            size_t bytes = fpl_quant_packed_size(&q, R, C);
+            memset(a, 0, bytes);
+            memset(b, 0, bytes);
+            assert_int_equal(fpl_quant_pack(&q, x, R, C, a), 0);
+            ref_pack(&q, x, R, C, b);
+            for (size_t i = 0; i < bytes; i++)
+                if (a[i] != b[i])
+                    fail_msg("%s, tensor %zu: byte %zu is %#x, the reference has %#x", names[s], t,
+                             i, a[i], b[i]);
+            assert_int_equal(fpl_quant_unpack(&q, a, R, C, y), 0);
+            ref_unpack(&q, b, R, C, yr);
+            for (size_t i = 0; i < N; i++)
+                if (!fpt_same(y[i], yr[i]))
+                    fail_msg("%s, tensor %zu: value %zu is %a, the reference has %a", names[s], t,
+                             i, y[i], yr[i]);
+        }
+    }
+}
+
+/* The optimised quantizers against the reference: tens of thousands of
+ * blocks of every kind of data, every scheme, byte for byte and value for
+ * value (FPL_TEST_SCALE divides the count); then again on the portable
+ * paths the library takes without AVX2 (FPL_QUANT_SCALAR set). */
+static void test_quant_matches_reference(void **state)
+{
+    (void)state;
+    matches_reference(fpt_scaled(2400, 24), 41); /* 2400 tensors: 38400 q4_K blocks */
+    setenv("FPL_QUANT_SCALAR", "1", 1);
+    matches_reference(fpt_scaled(300, 8), 43);
+    unsetenv("FPL_QUANT_SCALAR");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +1118,7 @@ int main(void)
         cmocka_unit_test(test_quant_nvfp4_block),
         cmocka_unit_test(test_quant_int_schemes),
         cmocka_unit_test(test_quant_storage_round_trip),
+        cmocka_unit_test(test_quant_matches_reference),
     };
     return cmocka_run_group_tests_name("quant", tests, NULL, NULL);
 }

@@ -31,7 +31,10 @@ static stamp_t now(void)
 typedef struct {
     double wall, cpu;
 } best_t;
-#define BEST_INIT {1e300, 1e300}
+#define BEST_INIT                                                                                  \
+    {                                                                                              \
+        1e300, 1e300                                                                               \
+    }
 
 static void best_add(best_t *b, stamp_t t0, size_t n)
 {
@@ -139,11 +142,11 @@ int main(int argc, char **argv)
                 double limit = mode == FPL_RNE ? 1.2 : 2.5;
                 int ok = ratio <= limit && speedup >= 50 && speedup_c >= 50 && wrong == 0;
                 misses += !ok;
-                printf("%-5s %-4s %-7s %8.3f %8.3f %8.3f %8.3f %8.3f %8.1f %7.2f %9.0f %11.0f %5.2f %s%s\n",
+                printf("%-5s %-4s %-7s %8.3f %8.3f %8.3f %8.3f %8.3f %8.1f %7.2f %9.0f %11.0f "
+                       "%5.2f %s%s\n",
                        f.name, fpl_rmode_name(mode), dsname[d], fast.cpu, fast.wall, mem.cpu,
                        mem.wall, fastc.cpu, mp.cpu, ratio, speedup, speedup_c, avx2.cpu / mem.cpu,
-                       ok ? "ok" : "MISS",
-                       wrong ? " (fast and mpfr disagree!)" : "");
+                       ok ? "ok" : "MISS", wrong ? " (fast and mpfr disagree!)" : "");
                 fflush(stdout);
             }
         }

@@ -426,9 +426,13 @@ static double kernel_input(fpt_rng_t *rng, const fpl_format_t *f)
     case 0: return (u & 16) ? -0.0 : 0.0;
     case 1: return (u & 16) ? INFINITY : ((u & 32) ? -INFINITY : NAN);
     case 2: return ldexp((double)(u >> 12), -1074 - 52 + (int)((u >> 4) & 7)); /* subnormal */
-    case 3: case 4: case 5: case 6: case 7:
-        return ldexp((double)((fpt_rng_u64(rng) >> 11) | 1), -53) * ldexp(tiny, -(int)((u >> 5) % 70)) *
-               ((u & 16) ? -1 : 1);
+    case 3:
+    case 4:
+    case 5:
+    case 6:
+    case 7:
+        return ldexp((double)((fpt_rng_u64(rng) >> 11) | 1), -53) *
+               ldexp(tiny, -(int)((u >> 5) % 70)) * ((u & 16) ? -1 : 1);
     default: return fpt_random_double(rng, f);
     }
 }
@@ -447,8 +451,10 @@ static void test_round_kernels_match_scalar(void **state)
     const char *names[] = {"bf16", "fp16", "e4m3", "e5m2", "e4m3fnuz", "e2m1", "fp32"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         fs[nf++] = fmt(names[k]);
-    assert_int_equal(fpl_format_float(&fs[nf++], 4, 3, -1, 0, FPL_SPECIALS_IEEE, FPL_OVERFLOW_INF), 0);
-    assert_int_equal(fpl_format_float(&fs[nf++], 5, 2, -1, 1, FPL_SPECIALS_IEEE, FPL_OVERFLOW_SATURATE), 0);
+    assert_int_equal(fpl_format_float(&fs[nf++], 4, 3, -1, 0, FPL_SPECIALS_IEEE, FPL_OVERFLOW_INF),
+                     0);
+    assert_int_equal(
+        fpl_format_float(&fs[nf++], 5, 2, -1, 1, FPL_SPECIALS_IEEE, FPL_OVERFLOW_SATURATE), 0);
     static const size_t big[] = {127, 128, 129, 1001, 4099};
     enum { CAP = 4099 + 16 };
     double *in = malloc(CAP * sizeof *in), *want = malloc(CAP * sizeof *want);
@@ -471,8 +477,8 @@ static void test_round_kernels_match_scalar(void **state)
                     for (int isa = FPL__ISA_AVX2; isa <= FPL__ISA_AVX512; isa++)
                         for (int st = 0; st <= 1; st++) {
                             fpl_sr_t sg = s0;
-                            fpl__round_array_with(f, in + ioff, got + off, n, (fpl_rmode_t)m,
-                                                  &sg, isa, st);
+                            fpl__round_array_with(f, in + ioff, got + off, n, (fpl_rmode_t)m, &sg,
+                                                  isa, st);
                             assert_true(sg.counter == sw.counter);
                             for (size_t i = 0; i < n; i++)
                                 CHECK_SAME(got[off + i], want[off + i],
@@ -531,7 +537,8 @@ static void test_round_sr_kernels_far_below_quantum(void **state)
         fpl_sr_seed(&s0, 77 + k);
         s0.counter = 5;
         for (size_t i = 0; i < n; i++)
-            ups += test_splitmix64(s0.key + (s0.counter + i + 1) * 0x9e3779b97f4a7c15ULL) < (1ULL << 53);
+            ups += test_splitmix64(s0.key + (s0.counter + i + 1) * 0x9e3779b97f4a7c15ULL) <
+                   (1ULL << 53);
         fpl_sr_t sw = s0;
         fpl__round_array_with(&f, in, want, n, FPL_SR, &sw, FPL__ISA_SCALAR, 0);
         for (int isa = FPL__ISA_AVX2; isa <= FPL__ISA_AVX512; isa++)
@@ -539,8 +546,8 @@ static void test_round_sr_kernels_far_below_quantum(void **state)
                 fpl_sr_t sg = s0;
                 fpl__round_array_with(&f, in, got, n, FPL_SR, &sg, isa, st);
                 for (size_t i = 0; i < n; i++)
-                    CHECK_SAME(got[i], want[i], "%s isa %d stream %d i %zu x=%a\n", f.name, isa,
-                               st, i, in[i]);
+                    CHECK_SAME(got[i], want[i], "%s isa %d stream %d i %zu x=%a\n", f.name, isa, st,
+                               i, in[i]);
             }
     }
     /* the rare branch was exercised: about 7 n / 2^11 draws below 2^53 */

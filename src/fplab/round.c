@@ -203,7 +203,6 @@ AVX2_INLINE size_t avx2_loop(const fparams_t *P, const double *in, double *out, 
     return i;
 }
 
-
 /* Stochastic rounding, four doubles at a time.  With s the number of
  * discarded bits, rem their value and u the draw, SR rounds up iff
  * u < rem * 2^(64-s), i.e. iff floor(u / 2^(64-s)) < rem (rem < 2^s), i.e. iff
@@ -237,10 +236,9 @@ AVX2_INLINE size_t avx2_sr(const fparams_t *P, const double *in, double *out, si
     const __m256d MAX = _mm256_set1_pd(P->max), OVF = _mm256_set1_pd(P->ovf);
     const int fnuz = P->f->specials == FPL_SPECIALS_FNUZ;
     const __m256i STEP = _mm256_set1_epi64x((long long)(4 * SM_GAMMA));
-    __m256i ctr = _mm256_set_epi64x((long long)(key + (c0 + 4) * SM_GAMMA),
-                                    (long long)(key + (c0 + 3) * SM_GAMMA),
-                                    (long long)(key + (c0 + 2) * SM_GAMMA),
-                                    (long long)(key + (c0 + 1) * SM_GAMMA));
+    __m256i ctr = _mm256_set_epi64x(
+        (long long)(key + (c0 + 4) * SM_GAMMA), (long long)(key + (c0 + 3) * SM_GAMMA),
+        (long long)(key + (c0 + 2) * SM_GAMMA), (long long)(key + (c0 + 1) * SM_GAMMA));
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
         __m256i b = _mm256_castpd_si256(_mm256_loadu_pd(in + i));
@@ -278,7 +276,8 @@ AVX2_INLINE size_t avx2_sr(const fparams_t *P, const double *in, double *out, si
         __m256d r = _mm256_blendv_pd(rs, _mm256_castsi256_pd(rn), normal);
         r = _mm256_blendv_pd(r, OVF, _mm256_cmp_pd(r, MAX, _CMP_GT_OQ));
         if (fnuz)
-            sgn = _mm256_andnot_si256(_mm256_castpd_si256(_mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_EQ_OQ)), sgn);
+            sgn = _mm256_andnot_si256(
+                _mm256_castpd_si256(_mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_EQ_OQ)), sgn);
         __m256d res = _mm256_castsi256_pd(_mm256_or_si256(_mm256_castpd_si256(r), sgn));
         store4(P, in + i, out + i, res, _mm256_cmpeq_epi64(_mm256_and_si256(b, EXP2047), EXP2047),
                stream);
@@ -287,7 +286,6 @@ AVX2_INLINE size_t avx2_sr(const fparams_t *P, const double *in, double *out, si
         _mm_sfence();
     return i;
 }
-
 
 /* RNE for formats with subnormals, by the binary64 adder itself: with
  * c = +-2^(max(E, emin) + 52 - m), E the exponent of x, the sum x + c lies in
@@ -364,11 +362,11 @@ AVX512_INLINE size_t avx512_sr(const fparams_t *P, const double *in, double *out
     const int fnuz = P->f->specials == FPL_SPECIALS_FNUZ;
     const __m512i STEP = _mm512_set1_epi64((long long)(8 * SM_GAMMA));
     const uint64_t g = SM_GAMMA;
-    __m512i ctr = _mm512_add_epi64(_mm512_set1_epi64((long long)(key + (c0 + 1) * g)),
-                                   _mm512_set_epi64((long long)(7 * g), (long long)(6 * g),
-                                                    (long long)(5 * g), (long long)(4 * g),
-                                                    (long long)(3 * g), (long long)(2 * g),
-                                                    (long long)g, 0));
+    __m512i ctr =
+        _mm512_add_epi64(_mm512_set1_epi64((long long)(key + (c0 + 1) * g)),
+                         _mm512_set_epi64((long long)(7 * g), (long long)(6 * g),
+                                          (long long)(5 * g), (long long)(4 * g),
+                                          (long long)(3 * g), (long long)(2 * g), (long long)g, 0));
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m512i b = _mm512_loadu_si512(in + i);
@@ -398,14 +396,15 @@ AVX512_INLINE size_t avx512_sr(const fparams_t *P, const double *in, double *out
         }
         __m512d rs = _mm512_sub_pd(
             _mm512_castsi512_pd(_mm512_add_epi64(BSUB, _mm512_sll_epi64(t, SHSUB))), DSUB);
-        __m512d r = _mm512_mask_blend_pd(_mm512_cmpgt_epi64_mask(ee, EMINB1), rs,
-                                         _mm512_castsi512_pd(rn));
+        __m512d r =
+            _mm512_mask_blend_pd(_mm512_cmpgt_epi64_mask(ee, EMINB1), rs, _mm512_castsi512_pd(rn));
         r = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(r, MAX, _CMP_GT_OQ), r, OVF);
         if (fnuz)
             sgn = _mm512_mask_mov_epi64(sgn, _mm512_cmp_pd_mask(r, _mm512_setzero_pd(), _CMP_EQ_OQ),
                                         ZERO);
         __m512d res = _mm512_castsi512_pd(_mm512_or_si512(_mm512_castpd_si512(r), sgn));
-        if (__builtin_expect(_mm512_cmpeq_epi64_mask(_mm512_and_si512(b, EXP2047), EXP2047) != 0, 0)) {
+        if (__builtin_expect(_mm512_cmpeq_epi64_mask(_mm512_and_si512(b, EXP2047), EXP2047) != 0,
+                             0)) {
             double tmp[8];
             _mm512_storeu_pd(tmp, res);
             for (int j = 0; j < 8; j++)
@@ -431,16 +430,16 @@ fpl__round_avx512(const fparams_t *P, const double *in, double *out, size_t n, u
 }
 
 __attribute__((target("avx2"))) static size_t fpl__round_avx2(const fparams_t *P, const double *in,
-                                                             double *out, size_t n,
-                                                             fpl_rmode_t mode, uint64_t key,
-                                                             uint64_t c0, int stream)
+                                                              double *out, size_t n,
+                                                              fpl_rmode_t mode, uint64_t key,
+                                                              uint64_t c0, int stream)
 {
     if (mode == FPL_RNE && P->f->subnormals && P->f->emax + 2 + 52 - P->m <= 1023 &&
         fegetround() == FE_TONEAREST)
         return stream ? avx2_rne_adder(P, in, out, n, 1) : avx2_rne_adder(P, in, out, n, 0);
     if (mode == FPL_SR)
         return stream ? avx2_sr(P, in, out, n, key, c0, 1) : avx2_sr(P, in, out, n, key, c0, 0);
-#define AVX2_CASE(M)                                                                           \
+#define AVX2_CASE(M)                                                                               \
     case M: return stream ? avx2_loop(P, in, out, n, M, 1) : avx2_loop(P, in, out, n, M, 0);
     switch (mode) {
         AVX2_CASE(FPL_RNE)

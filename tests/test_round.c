@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "helpers.h"
+#include "round_impl.h" /* fpl__round_array_with: each kernel on demand */
 
 static const char *const small_presets[] = {"fp16",  "bf16",     "e4m3",        "e5m2", "e4m3fnuz",
                                             "e5m2fnuz", "e4m3b11fnuz", "e3m2", "e2m3", "e2m1",
@@ -479,6 +480,149 @@ static void test_round_array_matches_scalar(void **state)
     }
 }
 
+/* An input mix for the kernels: values over the whole range and beyond,
+ * exact zeros, infinities and NaN, binary64 subnormals, and values 2^11 to
+ * 2^80 below the format's smallest quantum (the SR kernels' rare branch,
+ * taken for about one such value in 2^11, so there are many). */
+static double kernel_input(fpt_rng_t *rng, const fpl_format_t *f)
+{
+    uint64_t u = fpt_rng_u64(rng);
+    double tiny = f->min_positive * 0x1p-11;
+    switch (u % 16) {
+    case 0: return (u & 16) ? -0.0 : 0.0;
+    case 1: return (u & 16) ? INFINITY : ((u & 32) ? -INFINITY : NAN);
+    case 2: return ldexp((double)(u >> 12), -1074 - 52 + (int)((u >> 4) & 7)); /* subnormal */
+    case 3:
+    case 4:
+    case 5:
+    case 6:
+    case 7:
+        return ldexp((double)((fpt_rng_u64(rng) >> 11) | 1), -53) *
+               ldexp(tiny, -(int)((u >> 5) % 70)) * ((u & 16) ? -1 : 1);
+    default: return fpt_random_double(rng, f);
+    }
+}
+
+/* Every SIMD kernel (AVX2, AVX-512 where the CPU has them), with and
+ * without streaming stores, gives the scalar loop's bits element for
+ * element: every mode, lengths 0..70 and odd larger ones (tails that are
+ * not a multiple of the vector width), every 8-byte offset of input and
+ * output (the scalar head before 64-byte alignment), a draw counter that
+ * does not start at 0, and in place. */
+static void test_round_kernels_match_scalar(void **state)
+{
+    (void)state;
+    fpl_format_t fs[9];
+    size_t nf = 0;
+    const char *names[] = {"bf16", "fp16", "e4m3", "e5m2", "e4m3fnuz", "e2m1", "fp32"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        fs[nf++] = fmt(names[k]);
+    assert_int_equal(fpl_format_float(&fs[nf++], 4, 3, -1, 0, FPL_SPECIALS_IEEE, FPL_OVERFLOW_INF),
+                     0);
+    assert_int_equal(
+        fpl_format_float(&fs[nf++], 5, 2, -1, 1, FPL_SPECIALS_IEEE, FPL_OVERFLOW_SATURATE), 0);
+    static const size_t big[] = {127, 128, 129, 1001, 4099};
+    enum { CAP = 4099 + 16 };
+    double *in = malloc(CAP * sizeof *in), *want = malloc(CAP * sizeof *want);
+    double *got = malloc(CAP * sizeof *got);
+    fpt_rng_t rng;
+    fpt_rng_init(&rng, fpt_seed(15));
+    for (size_t k = 0; k < nf; k++) {
+        const fpl_format_t *f = &fs[k];
+        for (size_t i = 0; i < CAP; i++)
+            in[i] = kernel_input(&rng, f);
+        for (int m = 0; m < FPL_NMODES; m++)
+            for (size_t z = 0; z < 71 + sizeof big / sizeof big[0]; z++) {
+                size_t n = z < 71 ? z : big[z - 71];
+                for (size_t off = 0; off < 8; off++) {
+                    size_t ioff = (off * 5 + z) % 8;
+                    fpl_sr_t s0 = {0x243f6a8885a308d3ULL + k, 1000 + off};
+                    fpl_sr_t sw = s0;
+                    fpl__round_array_with(f, in + ioff, want + off, n, (fpl_rmode_t)m, &sw,
+                                          FPL__ISA_SCALAR, 0);
+                    for (int isa = FPL__ISA_AVX2; isa <= FPL__ISA_AVX512; isa++)
+                        for (int st = 0; st <= 1; st++) {
+                            fpl_sr_t sg = s0;
+                            fpl__round_array_with(f, in + ioff, got + off, n, (fpl_rmode_t)m, &sg,
+                                                  isa, st);
+                            assert_true(sg.counter == sw.counter);
+                            for (size_t i = 0; i < n; i++)
+                                CHECK_SAME(got[off + i], want[off + i],
+                                           "%s %s isa %d stream %d n %zu off %zu i %zu x=%a\n",
+                                           f->name, fpl_rmode_name(m), isa, st, n, off, i,
+                                           in[ioff + i]);
+                        }
+                    /* in place, through the public entry */
+                    fpl_sr_t sp = s0;
+                    memcpy(got + off, in + ioff, n * sizeof *got);
+                    fpl_round_array(f, got + off, got + off, n, (fpl_rmode_t)m, &sp);
+                    for (size_t i = 0; i < n; i++)
+                        CHECK_SAME(got[off + i], want[off + i], "in place %s %s n %zu i %zu\n",
+                                   f->name, fpl_rmode_name(m), n, i);
+                }
+            }
+    }
+    free(in);
+    free(want);
+    free(got);
+}
+
+/* splitmix64 (Steele, Lea & Flood 2014), written here from the paper so the
+ * test can see which draws it is making the kernels use. */
+static uint64_t test_splitmix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* SR of values 2^11 to 2^13 below the format's quantum (64 or 65 discarded
+ * bits): they round up only for draws below 2^53, one in 2^11, which the
+ * SIMD kernels handle on a separate branch.  Enough of them that the branch
+ * is taken many times (counted with the stream's documented definition),
+ * and every kernel must give the scalar bits. */
+static void test_round_sr_kernels_far_below_quantum(void **state)
+{
+    (void)state;
+    const char *names[] = {"bf16", "fp16", "e4m3", "e5m2", "e4m3fnuz", "e2m1", "fp32"};
+    size_t n = fpt_scaled(1 << 17, 1 << 14);
+    double *in = malloc(n * sizeof *in), *want = malloc(n * sizeof *want);
+    double *got = malloc(n * sizeof *got);
+    fpt_rng_t rng;
+    fpt_rng_init(&rng, fpt_seed(1511));
+    size_t ups = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        fpl_format_t f = fmt(names[k]);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t u = fpt_rng_u64(&rng);
+            /* [2^(qsub-13), 2^(qsub-11)), qsub the exponent of min_positive */
+            in[i] = ldexp(1.0 + (double)(u >> 12) * 0x1p-52, -13 + (int)((u >> 1) & 1)) *
+                    f.min_positive * ((u & 1) ? -1 : 1);
+        }
+        fpl_sr_t s0;
+        fpl_sr_seed(&s0, 77 + k);
+        s0.counter = 5;
+        for (size_t i = 0; i < n; i++)
+            ups += test_splitmix64(s0.key + (s0.counter + i + 1) * 0x9e3779b97f4a7c15ULL) <
+                   (1ULL << 53);
+        fpl_sr_t sw = s0;
+        fpl__round_array_with(&f, in, want, n, FPL_SR, &sw, FPL__ISA_SCALAR, 0);
+        for (int isa = FPL__ISA_AVX2; isa <= FPL__ISA_AVX512; isa++)
+            for (int st = 0; st <= 1; st++) {
+                fpl_sr_t sg = s0;
+                fpl__round_array_with(&f, in, got, n, FPL_SR, &sg, isa, st);
+                for (size_t i = 0; i < n; i++)
+                    CHECK_SAME(got[i], want[i], "%s isa %d stream %d i %zu x=%a\n", f.name, isa, st,
+                               i, in[i]);
+            }
+    }
+    /* the rare branch was exercised: about 7 n / 2^11 draws below 2^53 */
+    assert_true(ups >= 7 * n / 4096);
+    free(in);
+    free(want);
+    free(got);
+}
+
 /* The MPFR path restores the caller's exponent range and handles values
  * beyond binary64. */
 static void test_round_mpfr_range_and_extremes(void **state)
@@ -530,6 +674,8 @@ int main(void)
         cmocka_unit_test(test_round_sr_unbiased),
         cmocka_unit_test(test_round_sr_reproducible),
         cmocka_unit_test(test_round_array_matches_scalar),
+        cmocka_unit_test(test_round_kernels_match_scalar),
+        cmocka_unit_test(test_round_sr_kernels_far_below_quantum),
         cmocka_unit_test(test_round_mpfr_range_and_extremes),
         cmocka_unit_test(test_round_binary64_subnormal_inputs),
         cmocka_unit_test(test_round_mode_names),

@@ -73,25 +73,33 @@ double fpl_round(const fpl_format_t *f, double x, fpl_rmode_t mode, fpl_sr_t *sr
 #define FPL_HAVE_AVX2_KERNEL 1
 #include <immintrin.h>
 
-static int fpl__have_avx2(void) { return __builtin_cpu_supports("avx2"); }
+#include <cpuid.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2")))
 
-/* low 64 bits of a 64x64-bit product (AVX2 has no vpmullq) */
-AVX2_INLINE __m256i mullo64(__m256i a, __m256i b)
+/* Low 64 bits of a * b for a constant b = bhi * 2^32 + blo (AVX2 has no
+ * vpmullq): lo(a)*blo + ((hi(a)*blo + lo(a)*bhi) << 32), from three
+ * 32x32->64-bit products; bhi is passed pre-shifted so no lane moves. */
+AVX2_INLINE __m256i mullo64c(__m256i a, __m256i b, __m256i bhi)
 {
     __m256i lo = _mm256_mul_epu32(a, b);
     __m256i c1 = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), b);
-    __m256i c2 = _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32));
+    __m256i c2 = _mm256_mul_epu32(a, bhi);
     return _mm256_add_epi64(lo, _mm256_slli_epi64(_mm256_add_epi64(c1, c2), 32));
 }
 
+/* splitmix64's output function on four states at once: the same bits as
+ * splitmix64() in round_impl.h, lane by lane. */
 AVX2_INLINE __m256i splitmix64_x4(__m256i z)
 {
-    z = mullo64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)),
-                _mm256_set1_epi64x((long long)0xbf58476d1ce4e5b9ULL));
-    z = mullo64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)),
-                _mm256_set1_epi64x((long long)0x94d049bb133111ebULL));
+    const __m256i M1 = _mm256_set1_epi64x((long long)0xbf58476d1ce4e5b9ULL);
+    const __m256i M1H = _mm256_set1_epi64x((long long)(0xbf58476d1ce4e5b9ULL >> 32));
+    const __m256i M2 = _mm256_set1_epi64x((long long)0x94d049bb133111ebULL);
+    const __m256i M2H = _mm256_set1_epi64x((long long)(0x94d049bb133111ebULL >> 32));
+    z = mullo64c(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), M1, M1H);
+    z = mullo64c(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), M2, M2H);
     return _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
 }
 
@@ -115,14 +123,14 @@ AVX2_INLINE void store4(const fparams_t *P, const double *in, double *out, __m25
 }
 
 AVX2_INLINE size_t avx2_loop(const fparams_t *P, const double *in, double *out, size_t n,
-                             const fpl_rmode_t mode, uint64_t key, uint64_t c0, const int stream)
+                             const fpl_rmode_t mode, const int stream)
 {
     const __m256i SIGN = _mm256_set1_epi64x((long long)SIGN_BIT);
     const __m256i MANT = _mm256_set1_epi64x((long long)MANT52);
     const __m256i IMPL = _mm256_set1_epi64x(1LL << 52);
     const __m256i ONE = _mm256_set1_epi64x(1), ZERO = _mm256_setzero_si256();
     const __m256i ALL = _mm256_set1_epi64x(-1);
-    const __m256i C63 = _mm256_set1_epi64x(63), C64 = _mm256_set1_epi64x(64);
+    const __m256i C63 = _mm256_set1_epi64x(63);
     const __m256i C2047 = _mm256_set1_epi64x(2047);
     const __m256i EMINB1 = _mm256_set1_epi64x(P->emin_b - 1);
     const __m256i SNORM = _mm256_set1_epi64x(52 - P->m);
@@ -132,11 +140,6 @@ AVX2_INLINE size_t avx2_loop(const fparams_t *P, const double *in, double *out, 
     const __m256i DSUB = _mm256_set1_epi64x((long long)fpl__bits(P->dsub));
     const __m256d MAX = _mm256_set1_pd(P->max), OVF = _mm256_set1_pd(P->ovf);
     const int fnuz = P->f->specials == FPL_SPECIALS_FNUZ;
-    const __m256i STEP = _mm256_set1_epi64x((long long)(4 * SM_GAMMA));
-    __m256i ctr = _mm256_set_epi64x((long long)(key + (c0 + 4) * SM_GAMMA),
-                                    (long long)(key + (c0 + 3) * SM_GAMMA),
-                                    (long long)(key + (c0 + 2) * SM_GAMMA),
-                                    (long long)(key + (c0 + 1) * SM_GAMMA));
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
         __m256i b = _mm256_castpd_si256(_mm256_loadu_pd(in + i));
@@ -178,19 +181,10 @@ AVX2_INLINE size_t avx2_loop(const fparams_t *P, const double *in, double *out, 
             inc = _mm256_and_si256(neg, remnz);
             up = neg;
             break;
-        default: { /* SR: up iff u < ceil(frac * 2^64), unsigned */
-            __m256i u = splitmix64_x4(ctr);
-            ctr = _mm256_add_epi64(ctr, STEP);
-            __m256i thr1 = _mm256_sllv_epi64(rem, _mm256_sub_epi64(C64, s));
-            __m256i k = _mm256_sub_epi64(s, C64);
-            __m256i low = _mm256_and_si256(sig, _mm256_sub_epi64(_mm256_sllv_epi64(ONE, k), ONE));
-            __m256i sticky = _mm256_andnot_si256(_mm256_cmpeq_epi64(low, ZERO), ONE);
-            __m256i thr2 = _mm256_add_epi64(_mm256_srlv_epi64(sig, k), sticky);
-            __m256i thr = _mm256_blendv_epi8(thr1, thr2, _mm256_cmpgt_epi64(s, C64));
-            inc = _mm256_cmpgt_epi64(_mm256_xor_si256(thr, SIGN), _mm256_xor_si256(u, SIGN));
+        default: /* FPL_SR has its own kernel, avx2_sr */
+            inc = ZERO;
             up = ALL;
             break;
-        }
         }
         t = _mm256_sub_epi64(t, inc);
         __m256i base = _mm256_blendv_epi8(BSUB, _mm256_slli_epi64(_mm256_sub_epi64(ee, ONE), 52), normal);
@@ -209,6 +203,89 @@ AVX2_INLINE size_t avx2_loop(const fparams_t *P, const double *in, double *out, 
     return i;
 }
 
+/* Stochastic rounding, four doubles at a time.  With s the number of
+ * discarded bits, rem their value and u the draw, SR rounds up iff
+ * u < rem * 2^(64-s), i.e. iff floor(u / 2^(64-s)) < rem (rem < 2^s), i.e. iff
+ * rem + floor(~u / 2^(64-s)) carries into bit s: so the draw's complement,
+ * shifted right, is added below the kept bits and the sum truncated, the
+ * same bits as increment() in round_impl.h.  In the format's normal range s
+ * is the constant 52 - m and this works on the bits of |x| directly (a carry
+ * into the exponent is the next binade; beyond the top it reads as inf and
+ * becomes the overflow value).  Below the smallest normal the quantum is
+ * fixed: there the significand is shifted per lane.  Lanes with s >= 64 lie
+ * 2^11 or more below that quantum: the sum truncates to 0, and since their
+ * threshold is below 2^53 only a draw u < 2^53 (odds 2^-11) can round them
+ * up; only then is the exact threshold computed. */
+AVX2_INLINE size_t avx2_sr(const fparams_t *P, const double *in, double *out, size_t n,
+                           uint64_t key, uint64_t c0, const int stream)
+{
+    const __m256i SIGN = _mm256_set1_epi64x((long long)SIGN_BIT);
+    const __m256i MANT = _mm256_set1_epi64x((long long)MANT52);
+    const __m256i IMPL = _mm256_set1_epi64x(1LL << 52);
+    const __m256i ONE = _mm256_set1_epi64x(1), ZERO = _mm256_setzero_si256();
+    const __m256i ALL = _mm256_set1_epi64x(-1);
+    const __m256i C64 = _mm256_set1_epi64x(64);
+    const __m256i EXP2047 = _mm256_set1_epi64x(0x7ff0000000000000LL);
+    const __m256i EMINB1 = _mm256_set1_epi64x(P->emin_b - 1);
+    const __m256i KEEP = _mm256_set1_epi64x((long long)~((1ULL << (52 - P->m)) - 1));
+    const __m128i DSHIFT = _mm_cvtsi32_si128(12 + P->m);
+    const __m128i SHSUB = _mm_cvtsi32_si128(P->shsub);
+    const __m256i QSUB1075 = _mm256_set1_epi64x(P->qsub + 1075);
+    const __m256i BSUB = _mm256_set1_epi64x((long long)P->bsub);
+    const __m256d DSUB = _mm256_set1_pd(P->dsub);
+    const __m256d MAX = _mm256_set1_pd(P->max), OVF = _mm256_set1_pd(P->ovf);
+    const int fnuz = P->f->specials == FPL_SPECIALS_FNUZ;
+    const __m256i STEP = _mm256_set1_epi64x((long long)(4 * SM_GAMMA));
+    __m256i ctr = _mm256_set_epi64x(
+        (long long)(key + (c0 + 4) * SM_GAMMA), (long long)(key + (c0 + 3) * SM_GAMMA),
+        (long long)(key + (c0 + 2) * SM_GAMMA), (long long)(key + (c0 + 1) * SM_GAMMA));
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256i b = _mm256_castpd_si256(_mm256_loadu_pd(in + i));
+        __m256i sgn = _mm256_and_si256(b, SIGN);
+        __m256i a = _mm256_xor_si256(b, sgn);
+        __m256i u = splitmix64_x4(ctr);
+        ctr = _mm256_add_epi64(ctr, STEP);
+        __m256i nu = _mm256_xor_si256(u, ALL);
+        /* the format's normal range and above */
+        __m256i rn = _mm256_and_si256(_mm256_add_epi64(a, _mm256_srl_epi64(nu, DSHIFT)), KEEP);
+        /* below it: t = (sig + floor(~u / 2^(64-s))) >> s, r = t * 2^qsub */
+        __m256i e = _mm256_srli_epi64(a, 52);
+        __m256i ezero = _mm256_cmpeq_epi64(e, ZERO);
+        __m256i ee = _mm256_sub_epi64(e, ezero);
+        __m256i sig = _mm256_or_si256(_mm256_and_si256(a, MANT), _mm256_andnot_si256(ezero, IMPL));
+        __m256i s = _mm256_sub_epi64(QSUB1075, ee);
+        __m256i t = _mm256_srlv_epi64(
+            _mm256_add_epi64(sig, _mm256_srlv_epi64(nu, _mm256_sub_epi64(C64, s))), s);
+        __m256i maybe = _mm256_andnot_si256(_mm256_cmpgt_epi64(C64, s),
+                                            _mm256_cmpeq_epi64(_mm256_srli_epi64(u, 53), ZERO));
+        if (__builtin_expect(!_mm256_testz_si256(maybe, maybe), 0)) {
+            /* s >= 64 and u < 2^53: up iff u < sig (s = 64) or
+             * u < ceil(sig / 2^(s-64)); both sides below 2^53 */
+            __m256i k = _mm256_sub_epi64(s, C64);
+            __m256i low = _mm256_and_si256(sig, _mm256_sub_epi64(_mm256_sllv_epi64(ONE, k), ONE));
+            __m256i sticky = _mm256_andnot_si256(_mm256_cmpeq_epi64(low, ZERO), ONE);
+            __m256i thr = _mm256_add_epi64(_mm256_srlv_epi64(sig, k), sticky);
+            __m256i lt = _mm256_and_si256(maybe, _mm256_cmpgt_epi64(thr, u));
+            t = _mm256_sub_epi64(t, lt); /* t was 0 in these lanes */
+        }
+        /* 2^emin + t * 2^qsub is a normal double; removing 2^emin is exact */
+        __m256d rs = _mm256_sub_pd(
+            _mm256_castsi256_pd(_mm256_add_epi64(BSUB, _mm256_sll_epi64(t, SHSUB))), DSUB);
+        __m256d normal = _mm256_castsi256_pd(_mm256_cmpgt_epi64(ee, EMINB1));
+        __m256d r = _mm256_blendv_pd(rs, _mm256_castsi256_pd(rn), normal);
+        r = _mm256_blendv_pd(r, OVF, _mm256_cmp_pd(r, MAX, _CMP_GT_OQ));
+        if (fnuz)
+            sgn = _mm256_andnot_si256(
+                _mm256_castpd_si256(_mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_EQ_OQ)), sgn);
+        __m256d res = _mm256_castsi256_pd(_mm256_or_si256(_mm256_castpd_si256(r), sgn));
+        store4(P, in + i, out + i, res, _mm256_cmpeq_epi64(_mm256_and_si256(b, EXP2047), EXP2047),
+               stream);
+    }
+    if (stream)
+        _mm_sfence();
+    return i;
+}
 
 /* RNE for formats with subnormals, by the binary64 adder itself: with
  * c = +-2^(max(E, emin) + 52 - m), E the exponent of x, the sum x + c lies in
@@ -250,30 +327,183 @@ AVX2_INLINE size_t avx2_rne_adder(const fparams_t *P, const double *in, double *
     return i;
 }
 
-__attribute__((target("avx2"))) static size_t fpl__round_avx2(const fparams_t *P, const double *in,
-                                                             double *out, size_t n,
-                                                             fpl_rmode_t mode, uint64_t key,
-                                                             uint64_t c0)
+/* ---- the AVX-512 kernel for SR ---------------------------------------------
+ * avx2_sr eight lanes at a time, where the draw's 64-bit multiplies are
+ * native (vpmullq) and blends are mask registers; the same bits. */
+#define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512dq")))
+
+AVX512_INLINE __m512i splitmix64_x8(__m512i z)
 {
-    /* Large arrays bypass the cache with streaming stores, as memcpy does:
-     * no read-for-ownership of the output.  They need 32-byte alignment. */
-    int stream = n >= ((size_t)1 << 18) && ((uintptr_t)out & 31) == 0;
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
+                           _mm512_set1_epi64((long long)0xbf58476d1ce4e5b9ULL));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
+                           _mm512_set1_epi64((long long)0x94d049bb133111ebULL));
+    return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+}
+
+AVX512_INLINE size_t avx512_sr(const fparams_t *P, const double *in, double *out, size_t n,
+                               uint64_t key, uint64_t c0, const int stream)
+{
+    const __m512i SIGN = _mm512_set1_epi64((long long)SIGN_BIT);
+    const __m512i MANT = _mm512_set1_epi64((long long)MANT52);
+    const __m512i IMPL = _mm512_set1_epi64(1LL << 52);
+    const __m512i ONE = _mm512_set1_epi64(1), ZERO = _mm512_setzero_si512();
+    const __m512i ALL = _mm512_set1_epi64(-1);
+    const __m512i C63 = _mm512_set1_epi64(63), C64 = _mm512_set1_epi64(64);
+    const __m512i EXP2047 = _mm512_set1_epi64(0x7ff0000000000000LL);
+    const __m512i EMINB1 = _mm512_set1_epi64(P->emin_b - 1);
+    const __m512i KEEP = _mm512_set1_epi64((long long)~((1ULL << (52 - P->m)) - 1));
+    const __m128i DSHIFT = _mm_cvtsi32_si128(12 + P->m);
+    const __m128i SHSUB = _mm_cvtsi32_si128(P->shsub);
+    const __m512i QSUB1075 = _mm512_set1_epi64(P->qsub + 1075);
+    const __m512i BSUB = _mm512_set1_epi64((long long)P->bsub);
+    const __m512d DSUB = _mm512_set1_pd(P->dsub);
+    const __m512d MAX = _mm512_set1_pd(P->max), OVF = _mm512_set1_pd(P->ovf);
+    const int fnuz = P->f->specials == FPL_SPECIALS_FNUZ;
+    const __m512i STEP = _mm512_set1_epi64((long long)(8 * SM_GAMMA));
+    const uint64_t g = SM_GAMMA;
+    __m512i ctr =
+        _mm512_add_epi64(_mm512_set1_epi64((long long)(key + (c0 + 1) * g)),
+                         _mm512_set_epi64((long long)(7 * g), (long long)(6 * g),
+                                          (long long)(5 * g), (long long)(4 * g),
+                                          (long long)(3 * g), (long long)(2 * g), (long long)g, 0));
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512i b = _mm512_loadu_si512(in + i);
+        __m512i sgn = _mm512_and_si512(b, SIGN);
+        __m512i a = _mm512_xor_si512(b, sgn);
+        __m512i u = splitmix64_x8(ctr);
+        ctr = _mm512_add_epi64(ctr, STEP);
+        __m512i nu = _mm512_xor_si512(u, ALL);
+        __m512i rn = _mm512_and_si512(_mm512_add_epi64(a, _mm512_srl_epi64(nu, DSHIFT)), KEEP);
+        __m512i e = _mm512_srli_epi64(a, 52);
+        __mmask8 ez = _mm512_cmpeq_epi64_mask(e, ZERO);
+        __m512i ee = _mm512_mask_add_epi64(e, ez, e, ONE);
+        __m512i m52 = _mm512_and_si512(a, MANT);
+        __m512i sig = _mm512_mask_or_epi64(m52, (__mmask8)~ez, m52, IMPL);
+        __m512i s = _mm512_sub_epi64(QSUB1075, ee);
+        __m512i t = _mm512_srlv_epi64(
+            _mm512_add_epi64(sig, _mm512_srlv_epi64(nu, _mm512_sub_epi64(C64, s))), s);
+        __mmask8 maybe = _mm512_mask_cmpeq_epi64_mask(_mm512_cmpgt_epi64_mask(s, C63),
+                                                      _mm512_srli_epi64(u, 53), ZERO);
+        if (__builtin_expect(maybe != 0, 0)) {
+            __m512i k = _mm512_sub_epi64(s, C64);
+            __m512i low = _mm512_and_si512(sig, _mm512_sub_epi64(_mm512_sllv_epi64(ONE, k), ONE));
+            __m512i thr = _mm512_mask_add_epi64(_mm512_srlv_epi64(sig, k),
+                                                _mm512_cmpneq_epi64_mask(low, ZERO),
+                                                _mm512_srlv_epi64(sig, k), ONE);
+            t = _mm512_mask_add_epi64(t, _mm512_mask_cmplt_epu64_mask(maybe, u, thr), t, ONE);
+        }
+        __m512d rs = _mm512_sub_pd(
+            _mm512_castsi512_pd(_mm512_add_epi64(BSUB, _mm512_sll_epi64(t, SHSUB))), DSUB);
+        __m512d r =
+            _mm512_mask_blend_pd(_mm512_cmpgt_epi64_mask(ee, EMINB1), rs, _mm512_castsi512_pd(rn));
+        r = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(r, MAX, _CMP_GT_OQ), r, OVF);
+        if (fnuz)
+            sgn = _mm512_mask_mov_epi64(sgn, _mm512_cmp_pd_mask(r, _mm512_setzero_pd(), _CMP_EQ_OQ),
+                                        ZERO);
+        __m512d res = _mm512_castsi512_pd(_mm512_or_si512(_mm512_castpd_si512(r), sgn));
+        if (__builtin_expect(_mm512_cmpeq_epi64_mask(_mm512_and_si512(b, EXP2047), EXP2047) != 0,
+                             0)) {
+            double tmp[8];
+            _mm512_storeu_pd(tmp, res);
+            for (int j = 0; j < 8; j++)
+                if (!isfinite(in[i + j]))
+                    tmp[j] = isnan(in[i + j]) ? NAN : (in[i + j] < 0 ? P->inf_neg : P->inf_pos);
+            res = _mm512_loadu_pd(tmp);
+        }
+        if (stream)
+            _mm512_stream_pd(out + i, res);
+        else
+            _mm512_storeu_pd(out + i, res);
+    }
+    if (stream)
+        _mm_sfence();
+    return i;
+}
+
+__attribute__((target("avx512f,avx512dq"))) static size_t
+fpl__round_avx512(const fparams_t *P, const double *in, double *out, size_t n, uint64_t key,
+                  uint64_t c0, int stream)
+{
+    return stream ? avx512_sr(P, in, out, n, key, c0, 1) : avx512_sr(P, in, out, n, key, c0, 0);
+}
+
+__attribute__((target("avx2"))) static size_t fpl__round_avx2(const fparams_t *P, const double *in,
+                                                              double *out, size_t n,
+                                                              fpl_rmode_t mode, uint64_t key,
+                                                              uint64_t c0, int stream)
+{
     if (mode == FPL_RNE && P->f->subnormals && P->f->emax + 2 + 52 - P->m <= 1023 &&
         fegetround() == FE_TONEAREST)
         return stream ? avx2_rne_adder(P, in, out, n, 1) : avx2_rne_adder(P, in, out, n, 0);
-#define AVX2_CASE(M)                                                                           \
-    case M: return stream ? avx2_loop(P, in, out, n, M, key, c0, 1)                            \
-                          : avx2_loop(P, in, out, n, M, key, c0, 0);
+    if (mode == FPL_SR)
+        return stream ? avx2_sr(P, in, out, n, key, c0, 1) : avx2_sr(P, in, out, n, key, c0, 0);
+#define AVX2_CASE(M)                                                                               \
+    case M: return stream ? avx2_loop(P, in, out, n, M, 1) : avx2_loop(P, in, out, n, M, 0);
     switch (mode) {
         AVX2_CASE(FPL_RNE)
         AVX2_CASE(FPL_RNA)
         AVX2_CASE(FPL_RTZ)
         AVX2_CASE(FPL_RUP)
         AVX2_CASE(FPL_RDOWN)
-        AVX2_CASE(FPL_SR)
+    case FPL_SR: break;
     }
 #undef AVX2_CASE
     return 0;
+}
+
+/* The best kernel this CPU runs. */
+static int cpu_isa(void)
+{
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+        return FPL__ISA_AVX512;
+    return __builtin_cpu_supports("avx2") ? FPL__ISA_AVX2 : FPL__ISA_SCALAR;
+}
+
+/* Bytes of the largest (last-level) data cache one core uses, from cpuid's
+ * deterministic cache parameters (leaf 4; AMD's 0x8000001d), which describe
+ * one instance of the cache; sysconf's figure (glibc may report a whole
+ * package's L3 there) only when cpuid says nothing.  0 if unknown. */
+static size_t llc_probe(void)
+{
+    unsigned a, b, c, d, leaf = 4;
+    size_t best = 0;
+    if (__get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541 /* "Auth"enticAMD */)
+        leaf = __get_cpuid_max(0x80000000, NULL) >= 0x8000001d ? 0x8000001d : 0;
+    for (unsigned sub = 0; leaf && sub < 16; sub++) {
+        if (!__get_cpuid_count(leaf, sub, &a, &b, &c, &d) || (a & 31) == 0)
+            break;
+        if ((a & 31) == 2) /* instruction cache */
+            continue;
+        size_t size = (size_t)((b >> 22) + 1) * (((b >> 12) & 0x3ff) + 1) * ((b & 0xfff) + 1) *
+                      ((size_t)c + 1);
+        if (size > best)
+            best = size;
+    }
+    if (best == 0) {
+        long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        best = l3 > 0 ? (size_t)l3 : l2 > 0 ? (size_t)l2 : 0;
+    }
+    return best;
+}
+
+/* Streaming (non-temporal) stores skip the read-for-ownership of the output
+ * and leave the cache alone, which pays when the data cannot stay in the
+ * cache anyway, and costs (a later reader misses) when it could: so they are
+ * used when input and output together exceed this machine's last-level
+ * cache, as glibc's memcpy does, not above a fixed size. */
+static int stream_pays(size_t n)
+{
+    static _Atomic size_t llc; /* 0: not probed yet; SIZE_MAX: unknown */
+    size_t c = atomic_load_explicit(&llc, memory_order_relaxed);
+    if (c == 0) {
+        c = llc_probe();
+        if (c == 0)
+            c = SIZE_MAX;
+        atomic_store_explicit(&llc, c, memory_order_relaxed);
+    }
+    return c != SIZE_MAX && n > c / (2 * sizeof(double));
 }
 #else
 #define FPL_HAVE_AVX2_KERNEL 0
@@ -284,8 +514,8 @@ __attribute__((target("avx2"))) static size_t fpl__round_avx2(const fparams_t *P
     for (size_t i = 0; i < n; i++)                                                       \
         out[i] = round_float_one(&P, in[i], MODE, 0);
 
-void fpl_round_array(const fpl_format_t *f, const double *in, double *out, size_t n,
-                     fpl_rmode_t mode, fpl_sr_t *sr)
+void fpl__round_array_with(const fpl_format_t *f, const double *in, double *out, size_t n,
+                           fpl_rmode_t mode, fpl_sr_t *sr, int isa, int stream)
 {
     static const fpl_sr_t zero_stream = FPL_SR_INIT;
     const fpl_sr_t *S = sr ? sr : &zero_stream;
@@ -298,16 +528,29 @@ void fpl_round_array(const fpl_format_t *f, const double *in, double *out, size_
         fparams_init(&P, f);
         size_t done = 0;
 #if FPL_HAVE_AVX2_KERNEL
-        if (P.plain && fpl__have_avx2()) {
-            /* scalar head until out is 32-byte aligned (if it can be) */
-            size_t head = ((uintptr_t)out & 7) ? 0 : ((32 - ((uintptr_t)out & 31)) & 31) / 8;
+        int best = cpu_isa();
+        if (isa > best)
+            isa = best;
+        if (P.plain && isa >= FPL__ISA_AVX2) {
+            /* scalar head until out is 64-byte aligned (if it can be), so
+             * that streaming stores of either width may be used */
+            size_t head = ((uintptr_t)out & 7) ? 0 : ((64 - ((uintptr_t)out & 63)) & 63) / 8;
             if (head > n)
                 head = n;
             for (size_t i = 0; i < head; i++)
                 out[i] = round_float_one(&P, in[i], mode, mode == FPL_SR ? sr_at(S, c0 + i) : 0);
-            done = head + fpl__round_avx2(&P, in + head, out + head, n - head, mode, S->key,
-                                          c0 + head);
+            int st = ((uintptr_t)(out + head) & 63) == 0 &&
+                     (stream > 0 || (stream < 0 && stream_pays(n)));
+            if (mode == FPL_SR && isa >= FPL__ISA_AVX512)
+                done = head + fpl__round_avx512(&P, in + head, out + head, n - head, S->key,
+                                                c0 + head, st);
+            else
+                done = head + fpl__round_avx2(&P, in + head, out + head, n - head, mode, S->key,
+                                              c0 + head, st);
         }
+#else
+        (void)isa;
+        (void)stream;
 #endif
         in += done;
         out += done;
@@ -327,6 +570,12 @@ void fpl_round_array(const fpl_format_t *f, const double *in, double *out, size_
     }
     if (mode == FPL_SR && sr)
         sr->counter = c0 + n;
+}
+
+void fpl_round_array(const fpl_format_t *f, const double *in, double *out, size_t n,
+                     fpl_rmode_t mode, fpl_sr_t *sr)
+{
+    fpl__round_array_with(f, in, out, n, mode, sr, FPL__ISA_AVX512, -1);
 }
 
 /* ---- the MPFR reference path ------------------------------------------ */

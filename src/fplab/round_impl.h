@@ -219,4 +219,17 @@ FPL_INLINE double round_int_one(const fpl_format_t *f, double x, fpl_rmode_t mod
     return finish_int(f, (double)t, neg);
 }
 
+/* ---- the array kernels -------------------------------------------------- */
+
+/* Instruction sets of fpl_round_array's kernels (SCALAR: none). */
+enum { FPL__ISA_SCALAR = 0, FPL__ISA_AVX2 = 1, FPL__ISA_AVX512 = 2 };
+
+/* fpl_round_array with its choices made by the caller (for the tests, which
+ * compare every kernel with the scalar loop): isa caps the instruction set
+ * (the CPU caps it further); stream is 1 to use streaming stores whenever
+ * the output is aligned, 0 never, -1 to decide by size as fpl_round_array
+ * does.  Results are the same bits in every case. */
+void fpl__round_array_with(const fpl_format_t *f, const double *in, double *out, size_t n,
+                           fpl_rmode_t mode, fpl_sr_t *sr, int isa, int stream);
+
 #endif /* FPL_ROUND_IMPL_H */

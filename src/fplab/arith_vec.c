@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "arith.h"
+#include "arith_simd.h"
 #include "error.h"
 #include "internal.h"
 #include "round_impl.h"
@@ -353,9 +354,36 @@ double fpl_sum(const fpl_policy_t *p, const double *x, size_t n, fpl_sr_t *sr)
     return fpl_dot(p, x, NULL, n, sr);
 }
 
+/* ---- matrix products -----------------------------------------------------
+ * An IEEE binary32 accumulator in RNE with exact products and sequential
+ * order goes to the vectorised kernel (arith_simd.c), which gives every
+ * output the bits of fpl_dot; everything else is computed output by output. */
+
+static double add_fix(const void *ctx, double s, double p)
+{
+    return add_once((const rounder_t *)ctx, s, p, NULL);
+}
+
+static int matmul_f32(const fpl_policy_t *p, const double *A, const double *B, double *C,
+                      size_t m, size_t k, size_t n, fpl_sr_t *sr)
+{
+    if (p->exact || p->order != FPL_ORDER_SEQ || !p->prod_exact || p->rnd != FPL_RNE ||
+        !is_binary32(&p->acc) || m == 0 || k == 0 || n == 0)
+        return -1;
+    rounder_t r;
+    rounder_init(&r, &p->acc, p->rnd);
+    if (fpl__matmul_f32_rne(A, B, C, m, k, n, add_fix, &r) != 0)
+        return -1;
+    /* then each entry rounded to out (RNE: no draws, order irrelevant) */
+    fpl_round_array(&p->out, C, C, m * n, p->rnd, sr);
+    return 0;
+}
+
 void fpl_matvec(const fpl_policy_t *p, const double *W, const double *x, double *y, size_t rows,
                 size_t cols, fpl_sr_t *sr)
 {
+    if (matmul_f32(p, x, W, y, 1, cols, rows, sr) == 0)
+        return;
     for (size_t i = 0; i < rows; i++) {
         double v = fpl_dot(p, W + i * cols, x, cols, sr);
         y[i] = p->exact ? v : fpl_round(&p->out, v, p->rnd, sr);
@@ -365,6 +393,8 @@ void fpl_matvec(const fpl_policy_t *p, const double *W, const double *x, double 
 void fpl_matmul(const fpl_policy_t *p, const double *A, const double *B, double *C, size_t m,
                 size_t k, size_t n, fpl_sr_t *sr)
 {
+    if (matmul_f32(p, A, B, C, m, k, n, sr) == 0)
+        return;
     for (size_t i = 0; i < m; i++)
         fpl_matvec(p, B, A + i * k, C + i * n, n, k, sr);
 }

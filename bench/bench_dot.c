@@ -91,7 +91,7 @@ int main(void)
     /* a linear layer Y = X W^T (64 tokens, 1024 -> 1024) and one token's
      * matvec, fp32 accumulation */
     const char *mspecs[] = {"w=e4m3,a=bf16,acc=fp32,out=bf16", "w=bf16,a=bf16,acc=fp32,out=bf16",
-                            "a=fp32,acc=fp32,out=fp32"};
+                            "a=fp32,acc=fp32,out=fp32", "exact"};
     size_t m = 64, k = 1024, n = 1024;
     double *A = malloc(m * k * sizeof *A), *B = malloc(n * k * sizeof *B);
     double *C = malloc(m * n * sizeof *C);
@@ -121,13 +121,16 @@ int main(void)
         }
         char label[128];
         snprintf(label, sizeof label, "matmul 64x1024x1024 %s", mspecs[s]);
-        misses += best_mm < mm_target;
-        printf("%-58s %10.0f %10s %8.0f %s\n", label, best_mm, "-", mm_target,
-               status(best_mm, mm_target));
+        /* the target is for fp32 accumulation; the exact policy (the
+         * reference side of twin runs) is shown without one */
+        int has_target = !p.exact;
+        misses += has_target && best_mm < mm_target;
+        printf("%-58s %10.0f %10s %8.0f %s\n", label, best_mm, "-", has_target ? mm_target : 0.0,
+               has_target ? status(best_mm, mm_target) : "(no target)");
         snprintf(label, sizeof label, "matvec 1024x1024 %s", mspecs[s]);
-        misses += best_mv < mm_target;
-        printf("%-58s %10.0f %10s %8.0f %s\n", label, best_mv, "-", mm_target,
-               status(best_mv, mm_target));
+        misses += has_target && best_mv < mm_target;
+        printf("%-58s %10.0f %10s %8.0f %s\n", label, best_mv, "-", has_target ? mm_target : 0.0,
+               has_target ? status(best_mv, mm_target) : "(no target)");
     }
     printf("# %d figures miss their target\n", misses);
     free(A);

@@ -261,16 +261,18 @@ static void test_matmul_sticky_by_hand(void **state)
 
 /* ---- matmul and matvec ------------------------------------------------------ */
 
-/* fpl_matmul entry (i, j) is fpl_dot(B_j, A_i) rounded to out, for shapes
- * around the vector widths, every data kind, both vectorised (binary32, RNE)
- * and output-by-output policies; SR draws in the same order. */
+/* fpl_matmul entry (i, j) is fpl_dot(B_j, A_i) rounded to out (not rounded
+ * under the exact policy), for shapes around the vector widths, every data
+ * kind, both vectorised (binary32 RNE, exact) and output-by-output policies;
+ * SR draws in the same order. */
 static void test_matmul_equals_rowwise_dot(void **state)
 {
     (void)state;
     const char *specs[] = {"w=e4m3,a=bf16,acc=fp32,out=bf16", "a=fp32,acc=fp32,out=fp32",
                            "w=bf16,a=bf16,acc=fp32,out=fp32", "w=e5m2,a=fp16,acc=fp32,out=fp16",
                            "a=bf16,acc=fp32,rnd=sr",          "a=bf16,acc=bf16,out=bf16",
-                           "a=fp32,acc=fp32,rnd=rtz",         "a=e4m3,acc=fp:e=8,m=13,order=blocked:4,promote=fp32"};
+                           "a=fp32,acc=fp32,rnd=rtz",         "a=e4m3,acc=fp:e=8,m=13,order=blocked:4,promote=fp32",
+                           "exact"};
     const size_t ms[] = {1, 2, 3, 4, 7}, ks[] = {1, 2, 3, 4, 5, 9, 33}, ns[] = {1, 3, 4, 8, 9, 16, 17, 35};
     fpt_rng_t rng;
     fpt_rng_init(&rng, fpt_seed(31337));
@@ -293,8 +295,10 @@ static void test_matmul_equals_rowwise_dot(void **state)
                     fpl_matmul(&p, A, B, C, m, k, n, &s1);
                     for (size_t i = 0; i < m; i++)
                         for (size_t j = 0; j < n; j++)
-                            W[i * n + j] = fpl_round(&p.out, fpl_dot(&p, B + j * k, A + i * k, k, &s2),
-                                                     p.rnd, &s2);
+                        {
+                            double v = fpl_dot(&p, B + j * k, A + i * k, k, &s2);
+                            W[i * n + j] = p.exact ? v : fpl_round(&p.out, v, p.rnd, &s2);
+                        }
                     assert_true(s1.counter == s2.counter);
                     for (size_t i = 0; i < m * n; i++)
                         if (!fpt_same(C[i], W[i]))
@@ -363,6 +367,42 @@ static void test_matmul_f32_kernel_reference(void **state)
     }
 }
 
+/* The exact policy's kernel gives Dot2's bits: long rows whose terms span
+ * many binades and cancel, so the error sum c carries the result. */
+static void test_matmul_exact_kernel(void **state)
+{
+    (void)state;
+    fpt_rng_t rng;
+    fpt_rng_init(&rng, fpt_seed(7));
+    enum { M = 3, K = 257, NO = 21 };
+    static double A[M * K], B[NO * K], C[M * NO];
+    fpl_policy_t ex;
+    fpl_policy_exact(&ex);
+    size_t reps = fpt_scaled(8, 2);
+    for (size_t rep = 0; rep < reps; rep++) {
+        for (size_t i = 0; i < M * K; i++)
+            A[i] = ldexp((double)(int64_t)fpt_rng_u64(&rng), (int)(fpt_rng_u64(&rng) % 61) - 93);
+        for (size_t j = 0; j < NO; j++)
+            for (size_t l = 0; l < K; l++) {
+                double v = ldexp((double)(int64_t)fpt_rng_u64(&rng), -63);
+                /* the second half of the row undoes the first, nearly */
+                B[j * K + l] = l < K / 2 || rep % 2 ? v : -B[j * K + l - K / 2] * (1 + 0x1p-40);
+            }
+        if (rep % 2 == 0)
+            for (size_t i = 0; i < M; i++)
+                for (size_t l = K / 2; l < K; l++)
+                    A[i * K + l] = A[i * K + l - K / 2];
+        fpl_matmul(&ex, A, B, C, M, K, NO, NULL);
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < NO; j++) {
+                double want = fpl_dot(&ex, B + j * K, A + i * K, K, NULL);
+                if (!fpt_same(C[i * NO + j], want))
+                    fail_msg("rep %zu (%zu, %zu): matmul %a, dot %a", rep, i, j, C[i * NO + j],
+                             want);
+            }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_matmul_sticky_by_hand),
         cmocka_unit_test(test_matmul_equals_rowwise_dot),
         cmocka_unit_test(test_matmul_f32_kernel_reference),
+        cmocka_unit_test(test_matmul_exact_kernel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* arith_simd.c -- binary32-accumulated matmul, four outputs per AVX2 vector
+/* arith_simd.c -- matmul kernels, four outputs per AVX2 vector: binary32
+ * accumulation in RNE, and the exact policy's Dot2
  *
  * The lanes of a vector are four outputs (rows of B) that share a row of A,
  * so every output keeps its own sequential order.  One step of an output is
@@ -21,20 +22,26 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2")))
+#define KERNEL_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 #define MAXRI 4
 #define MAXNV 4
 
+enum { KIND_F32, KIND_DOT2 };
+
 /* Redo step l of a register block by the definition: so = sums before the
- * step, pr = products, sn = the vector results (overwritten). */
-static __attribute__((noinline, cold)) void redo_step(const double *so, const double *pr,
-                                                       double *sn, int count, int lanes,
-                                                       fpl__addfn_t fix, const void *ctx)
+ * step (RI rows of 4*MAXNV), sn = the vector results (overwritten); the
+ * products are formed again, B's entry (q, l) at bq + q*qs + l*ls times A's
+ * entry (r, l) at a0[r*lda + l]. */
+static __attribute__((noinline, cold)) void redo_step(const double *so, double *sn, int RI,
+                                                       int lanes, const double *bq, size_t qs,
+                                                       size_t ls, const double *a0, size_t lda,
+                                                       size_t l, fpl__addfn_t fix,
+                                                       const void *ctx)
 {
-    for (int c = 0; c < count; c++)
+    for (int r = 0; r < RI; r++)
         for (int q = 0; q < lanes; q++) {
-            int i = c * 4 * MAXNV + q;
-            sn[i] = fix(ctx, so[i], pr[i]);
+            int i = r * 4 * MAXNV + q;
+            sn[i] = fix(ctx, so[i], bq[(size_t)q * qs + l * ls] * a0[(size_t)r * lda + l]);
         }
 }
 
@@ -44,7 +51,7 @@ typedef struct {
     __m256i m29, h28;
 } kconst_t;
 
-AVX2_INLINE kconst_t kconst(void)
+KERNEL_INLINE kconst_t kconst(void)
 {
     kconst_t K;
     K.abs = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
@@ -55,72 +62,87 @@ AVX2_INLINE kconst_t kconst(void)
     return K;
 }
 
-/* One step of four outputs: s <- RN32(s + b*a), flags |= lanes to redo.
- * A lane is redone when h = s + p is inexact (TwoSum error l != 0) and a
- * binary32 tie, or when 0 < |h| < 2^-126. */
-AVX2_INLINE __m256d step(const kconst_t *K, __m256d s, __m256d b, __m256d a, __m256d *pr,
-                         __m256i *flag)
+/* One step of four outputs with p = b*a (x[i] * y[i], x = B's row); returns
+ * the new sum.  KIND_F32: RN32(s + p); flags |= lanes to redo: h = s + p inexact
+ * (TwoSum error l != 0) and a binary32 tie, or 0 < |h| < 2^-126.
+ * KIND_DOT2: the loop body of dot2 in arith_vec.c, operation for operation
+ * (TwoProd by FMA, TwoSum, the errors summed in *c); it needs no flags. */
+KERNEL_INLINE __m256d step(const kconst_t *K, __m256d s, __m256d *c, __m256d b, __m256d a,
+                           __m256i *flag, const int KIND)
 {
-    __m256d p = _mm256_mul_pd(b, a); /* x[i] * y[i] with x = B's row */
+    __m256d p = _mm256_mul_pd(b, a);
     __m256d h = _mm256_add_pd(s, p);
     __m256d bp = _mm256_sub_pd(h, s); /* TwoSum (Knuth) */
     __m256d l = _mm256_add_pd(_mm256_sub_pd(s, _mm256_sub_pd(h, bp)), _mm256_sub_pd(p, bp));
+    if (KIND == KIND_DOT2) {
+        __m256d pe = _mm256_fmsub_pd(b, a, p); /* fma(x, y, -p) */
+        *c = _mm256_add_pd(*c, _mm256_add_pd(pe, l));
+        return h;
+    }
     __m256i tie = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_castpd_si256(h), K->m29), K->h28);
     tie = _mm256_and_si256(tie, _mm256_castpd_si256(_mm256_cmp_pd(l, K->zero, _CMP_NEQ_UQ)));
     __m256d small = _mm256_and_pd(_mm256_cmp_pd(_mm256_and_pd(h, K->abs), K->min, _CMP_LT_OQ),
                                   _mm256_cmp_pd(h, K->zero, _CMP_NEQ_OQ));
     *flag = _mm256_or_si256(*flag, _mm256_or_si256(tie, _mm256_castpd_si256(small)));
-    *pr = p;
     return _mm256_cvtps_pd(_mm256_cvtpd_ps(h));
 }
 
-/* The rare path of a step: redo every real lane by the definition. */
-#define REDO(RI, NV, NVALID)                                                                 \
+/* The result of an output: the sum, or Dot2's s + c. */
+KERNEL_INLINE __m256d result(__m256d s, __m256d c, const int KIND)
+{
+    return KIND == KIND_DOT2 ? _mm256_add_pd(s, c) : s;
+}
+
+/* Commit a step: s = sn, or on a flag redo every real lane by the definition
+ * (KIND_F32 only: Dot2 never flags). */
+#define COMMIT(RI, NV, NVALID, BQ, QS, LS, A0, LDA, L)                                        \
     do {                                                                                     \
-        double tso[MAXRI * MAXNV * 4], tpr[MAXRI * MAXNV * 4], tsn[MAXRI * MAXNV * 4];       \
-        for (int r = 0; r < RI; r++)                                                         \
-            for (int v = 0; v < NV; v++) {                                                   \
-                _mm256_storeu_pd(tso + r * 4 * MAXNV + 4 * v, so[r][v]);                     \
-                _mm256_storeu_pd(tpr + r * 4 * MAXNV + 4 * v, pr[r][v]);                     \
-                _mm256_storeu_pd(tsn + r * 4 * MAXNV + 4 * v, s[r][v]);                      \
-            }                                                                                \
-        redo_step(tso, tpr, tsn, RI, NVALID, fix, ctx);                                      \
+        if (KIND == KIND_F32 && __builtin_expect(!_mm256_testz_si256(flag, flag), 0)) {      \
+            double tso[MAXRI * MAXNV * 4], tsn[MAXRI * MAXNV * 4];                           \
+            for (int r = 0; r < RI; r++)                                                     \
+                for (int v = 0; v < NV; v++) {                                               \
+                    _mm256_storeu_pd(tso + r * 4 * MAXNV + 4 * v, st[r][v]);                 \
+                    _mm256_storeu_pd(tsn + r * 4 * MAXNV + 4 * v, sn[r][v]);                 \
+                }                                                                            \
+            redo_step(tso, tsn, RI, NVALID, BQ, QS, LS, A0, LDA, L, fix, ctx);               \
+            for (int r = 0; r < RI; r++)                                                     \
+                for (int v = 0; v < NV; v++)                                                 \
+                    sn[r][v] = _mm256_loadu_pd(tsn + r * 4 * MAXNV + 4 * v);                 \
+        }                                                                                    \
         for (int r = 0; r < RI; r++)                                                         \
             for (int v = 0; v < NV; v++)                                                     \
-                s[r][v] = _mm256_loadu_pd(tsn + r * 4 * MAXNV + 4 * v);                      \
+                st[r][v] = sn[r][v];                                                         \
     } while (0)
 
 /* RI rows of A (row r at a0 + r*lda) against a packed panel of 4*NV rows of
  * B (bp[l * 4NV + q] = B[j0 + q][l]); nvalid of the 4*NV lanes are real.
- * Writes the sums to S[r * ldS + q]. */
-AVX2_INLINE void block(const double *bp, const double *a0, size_t lda, size_t k, double *S,
-                       size_t ldS, int nvalid, const int RI, const int NV, fpl__addfn_t fix,
-                       const void *ctx)
+ * Writes the results to S[r * ldS + q]. */
+KERNEL_INLINE void block(const double *bp, const double *a0, size_t lda, size_t k, double *S,
+                         size_t ldS, int nvalid, const int RI, const int NV, fpl__addfn_t fix,
+                         const void *ctx, const int KIND)
 {
     const kconst_t K = kconst();
-    __m256d s[MAXRI][MAXNV];
+    __m256d st[MAXRI][MAXNV], ct[MAXRI][MAXNV];
     for (int r = 0; r < RI; r++)
         for (int v = 0; v < NV; v++)
-            s[r][v] = K.zero;
+            st[r][v] = ct[r][v] = K.zero;
     for (size_t l = 0; l < k; l++) {
-        __m256d b[MAXNV], so[MAXRI][MAXNV], pr[MAXRI][MAXNV];
+        __m256d b[MAXNV];
+        __m256d sn[MAXRI][MAXNV];
         for (int v = 0; v < NV; v++)
             b[v] = _mm256_loadu_pd(bp + l * 4 * NV + 4 * v);
         __m256i flag = _mm256_setzero_si256();
         for (int r = 0; r < RI; r++) {
             __m256d a = _mm256_broadcast_sd(a0 + r * lda + l);
-            for (int v = 0; v < NV; v++) {
-                so[r][v] = s[r][v];
-                s[r][v] = step(&K, s[r][v], b[v], a, &pr[r][v], &flag);
-            }
+            for (int v = 0; v < NV; v++)
+                sn[r][v] = step(&K, st[r][v], &ct[r][v], b[v], a, &flag, KIND);
         }
-        if (__builtin_expect(!_mm256_testz_si256(flag, flag), 0))
-            REDO(RI, NV, nvalid);
+        COMMIT(RI, NV, nvalid, bp, 1, (size_t)(4 * NV), a0, lda, l);
     }
     for (int r = 0; r < RI; r++) {
         double out[4 * MAXNV];
         for (int v = 0; v < NV; v++)
-            _mm256_storeu_pd(out + 4 * v, s[r][v]);
+            _mm256_storeu_pd(out + 4 * v, result(st[r][v], ct[r][v], KIND));
         for (int q = 0; q < nvalid; q++)
             S[r * ldS + (size_t)q] = out[q];
     }
@@ -128,14 +150,14 @@ AVX2_INLINE void block(const double *bp, const double *a0, size_t lda, size_t k,
 
 /* One row of A (x) against 16 full rows of B read in place: 4x4 blocks of B
  * are transposed in registers, so nothing is packed (a matvec reads W once). */
-AVX2_INLINE void block_rows16(const double *B0, size_t k, const double *x, double *S,
-                              fpl__addfn_t fix, const void *ctx)
+KERNEL_INLINE void block_rows16(const double *B0, size_t k, const double *x, double *S,
+                                fpl__addfn_t fix, const void *ctx, const int KIND)
 {
-    enum { RI = 1, NV = 4 };
+    enum { NV = 4 };
     const kconst_t K = kconst();
-    __m256d s[MAXRI][MAXNV], so[MAXRI][MAXNV], pr[MAXRI][MAXNV];
+    __m256d st[1][MAXNV], ct[1][MAXNV], sn[1][MAXNV];
     for (int v = 0; v < NV; v++)
-        s[0][v] = K.zero;
+        st[0][v] = ct[0][v] = K.zero;
     size_t l = 0;
     for (; l + 4 <= k; l += 4) {
         __m256d col[4][MAXNV]; /* col[t][v]: B[4v + 0..3][l + t] */
@@ -153,12 +175,9 @@ AVX2_INLINE void block_rows16(const double *B0, size_t k, const double *x, doubl
         for (int t = 0; t < 4; t++) {
             __m256d a = _mm256_broadcast_sd(x + l + t);
             __m256i flag = _mm256_setzero_si256();
-            for (int v = 0; v < NV; v++) {
-                so[0][v] = s[0][v];
-                s[0][v] = step(&K, s[0][v], col[t][v], a, &pr[0][v], &flag);
-            }
-            if (__builtin_expect(!_mm256_testz_si256(flag, flag), 0))
-                REDO(RI, NV, 16);
+            for (int v = 0; v < NV; v++)
+                sn[0][v] = step(&K, st[0][v], &ct[0][v], col[t][v], a, &flag, KIND);
+            COMMIT(1, NV, 16, B0, k, 1, x, 0, l + t);
         }
     }
     for (; l < k; l++) {
@@ -167,60 +186,80 @@ AVX2_INLINE void block_rows16(const double *B0, size_t k, const double *x, doubl
         for (int v = 0; v < NV; v++) {
             const double *r0 = B0 + (size_t)(4 * v) * k + l;
             __m256d b = _mm256_set_pd(r0[3 * k], r0[2 * k], r0[k], r0[0]);
-            so[0][v] = s[0][v];
-            s[0][v] = step(&K, s[0][v], b, a, &pr[0][v], &flag);
+            sn[0][v] = step(&K, st[0][v], &ct[0][v], b, a, &flag, KIND);
         }
-        if (__builtin_expect(!_mm256_testz_si256(flag, flag), 0))
-            REDO(RI, NV, 16);
+        COMMIT(1, NV, 16, B0, k, 1, x, 0, l);
     }
     for (int v = 0; v < NV; v++)
-        _mm256_storeu_pd(S + 4 * v, s[0][v]);
+        _mm256_storeu_pd(S + 4 * v, result(st[0][v], ct[0][v], KIND));
 }
 
-/* One panel of 4*NV rows of B against every row of A, RI rows at a time. */
-AVX2_INLINE void panel(const double *bp, const double *A, double *S, size_t m, size_t k,
-                       size_t n, int nvalid, const int RI, const int NV, fpl__addfn_t fix,
-                       const void *ctx)
-{
-    size_t i = 0;
-    for (; i + RI <= m; i += RI)
-        block(bp, A + i * k, k, k, S + i * n, n, nvalid, RI, NV, fix, ctx);
-    for (; i < m; i++)
-        block(bp, A + i * k, k, k, S + i * n, n, nvalid, 1, NV, fix, ctx);
-}
-
-__attribute__((target("avx2"))) static void matmul_avx2(double *bp, const double *A,
-                                                        const double *B, double *S, size_t m,
-                                                        size_t k, size_t n, fpl__addfn_t fix,
-                                                        const void *ctx)
+/* Every row of A against B: one or two rows of A read B in place, 16 rows
+ * at a time; the rest of B goes in packed panels of 8 rows against 3 rows
+ * of A at a time (6 vectors in flight). */
+KERNEL_INLINE void matmul_kernel(double *bp, const double *A, const double *B, double *S,
+                                 size_t m, size_t k, size_t n, fpl__addfn_t fix,
+                                 const void *ctx, const int KIND)
 {
     size_t j0 = 0;
-    if (m < 3) /* one or two rows of A: B in place, 16 rows at a time */
+    if (m < 3)
         for (; j0 + 16 <= n; j0 += 16)
             for (size_t i = 0; i < m; i++)
-                block_rows16(B + j0 * k, k, A + i * k, S + i * n + j0, fix, ctx);
-    /* the rest: panels of 8 rows of B, packed, against 3 rows of A at a time */
+                block_rows16(B + j0 * k, k, A + i * k, S + i * n + j0, fix, ctx, KIND);
     const size_t W = 8;
     for (; j0 < n; j0 += W) {
         int nvalid = (int)(n - j0 < W ? n - j0 : W);
         for (size_t l = 0; l < k; l++)
             for (size_t q = 0; q < W; q++)
                 bp[l * W + q] = q < (size_t)nvalid ? B[(j0 + q) * k + l] : 0.0;
-        panel(bp, A, S + j0, m, k, n, nvalid, 3, 2, fix, ctx);
+        size_t i = 0;
+        for (; i + 3 <= m; i += 3)
+            block(bp, A + i * k, k, k, S + i * n + j0, n, nvalid, 3, 2, fix, ctx, KIND);
+        for (; i < m; i++)
+            block(bp, A + i * k, k, k, S + i * n + j0, n, nvalid, 1, 2, fix, ctx, KIND);
     }
+}
+
+__attribute__((target("avx2,fma"))) static void matmul_f32(double *bp, const double *A,
+                                                           const double *B, double *S, size_t m,
+                                                           size_t k, size_t n, fpl__addfn_t fix,
+                                                           const void *ctx)
+{
+    matmul_kernel(bp, A, B, S, m, k, n, fix, ctx, KIND_F32);
+}
+
+__attribute__((target("avx2,fma"))) static void matmul_dot2(double *bp, const double *A,
+                                                            const double *B, double *S,
+                                                            size_t m, size_t k, size_t n)
+{
+    matmul_kernel(bp, A, B, S, m, k, n, NULL, NULL, KIND_DOT2);
+}
+
+static double *scratch(size_t k)
+{
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || k == 0 ||
+        k > SIZE_MAX / (8 * sizeof(double)))
+        return NULL;
+    return malloc(k * 8 * sizeof(double));
 }
 
 int fpl__matmul_f32_rne(const double *A, const double *B, double *S, size_t m, size_t k,
                         size_t n, fpl__addfn_t fix, const void *ctx)
 {
-    if (!__builtin_cpu_supports("avx2") || k == 0)
-        return -1;
-    if (k > SIZE_MAX / (8 * sizeof(double)))
-        return -1;
-    double *bp = malloc(k * 8 * sizeof *bp);
+    double *bp = scratch(k);
     if (!bp)
         return -1;
-    matmul_avx2(bp, A, B, S, m, k, n, fix, ctx);
+    matmul_f32(bp, A, B, S, m, k, n, fix, ctx);
+    free(bp);
+    return 0;
+}
+
+int fpl__matmul_dot2(const double *A, const double *B, double *S, size_t m, size_t k, size_t n)
+{
+    double *bp = scratch(k);
+    if (!bp)
+        return -1;
+    matmul_dot2(bp, A, B, S, m, k, n);
     free(bp);
     return 0;
 }
@@ -231,6 +270,12 @@ int fpl__matmul_f32_rne(const double *A, const double *B, double *S, size_t m, s
                         size_t n, fpl__addfn_t fix, const void *ctx)
 {
     (void)A, (void)B, (void)S, (void)m, (void)k, (void)n, (void)fix, (void)ctx;
+    return -1;
+}
+
+int fpl__matmul_dot2(const double *A, const double *B, double *S, size_t m, size_t k, size_t n)
+{
+    (void)A, (void)B, (void)S, (void)m, (void)k, (void)n;
     return -1;
 }
 

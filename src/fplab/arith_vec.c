@@ -356,19 +356,24 @@ double fpl_sum(const fpl_policy_t *p, const double *x, size_t n, fpl_sr_t *sr)
 
 /* ---- matrix products -----------------------------------------------------
  * An IEEE binary32 accumulator in RNE with exact products and sequential
- * order goes to the vectorised kernel (arith_simd.c), which gives every
- * output the bits of fpl_dot; everything else is computed output by output. */
+ * order, and the exact policy, go to the vectorised kernels (arith_simd.c),
+ * which give every output the bits of fpl_dot; everything else is computed
+ * output by output. */
 
 static double add_fix(const void *ctx, double s, double p)
 {
     return add_once((const rounder_t *)ctx, s, p, NULL);
 }
 
-static int matmul_f32(const fpl_policy_t *p, const double *A, const double *B, double *C,
-                      size_t m, size_t k, size_t n, fpl_sr_t *sr)
+static int matmul_fast(const fpl_policy_t *p, const double *A, const double *B, double *C,
+                       size_t m, size_t k, size_t n, fpl_sr_t *sr)
 {
-    if (p->exact || p->order != FPL_ORDER_SEQ || !p->prod_exact || p->rnd != FPL_RNE ||
-        !is_binary32(&p->acc) || m == 0 || k == 0 || n == 0)
+    if (m == 0 || k == 0 || n == 0)
+        return -1;
+    if (p->exact) /* the compensated dot product, not rounded */
+        return fpl__matmul_dot2(A, B, C, m, k, n);
+    if (p->order != FPL_ORDER_SEQ || !p->prod_exact || p->rnd != FPL_RNE ||
+        !is_binary32(&p->acc))
         return -1;
     rounder_t r;
     rounder_init(&r, &p->acc, p->rnd);
@@ -382,7 +387,7 @@ static int matmul_f32(const fpl_policy_t *p, const double *A, const double *B, d
 void fpl_matvec(const fpl_policy_t *p, const double *W, const double *x, double *y, size_t rows,
                 size_t cols, fpl_sr_t *sr)
 {
-    if (matmul_f32(p, x, W, y, 1, cols, rows, sr) == 0)
+    if (matmul_fast(p, x, W, y, 1, cols, rows, sr) == 0)
         return;
     for (size_t i = 0; i < rows; i++) {
         double v = fpl_dot(p, W + i * cols, x, cols, sr);
@@ -393,7 +398,7 @@ void fpl_matvec(const fpl_policy_t *p, const double *W, const double *x, double 
 void fpl_matmul(const fpl_policy_t *p, const double *A, const double *B, double *C, size_t m,
                 size_t k, size_t n, fpl_sr_t *sr)
 {
-    if (matmul_f32(p, A, B, C, m, k, n, sr) == 0)
+    if (matmul_fast(p, A, B, C, m, k, n, sr) == 0)
         return;
     for (size_t i = 0; i < m; i++)
         fpl_matvec(p, B, A + i * k, C + i * n, n, k, sr);

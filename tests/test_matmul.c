@@ -213,6 +213,12 @@ static void test_matmul_double_rounding_by_hand(void **state)
         assert_true(C[j] == (j == 13 ? 1 + 0x1p-23 : 1.0));
     fpl_matvec(&mm, B, A, C, NO, K, NULL);
     assert_true(C[13] == 1 + 0x1p-23 && C[12] == 1.0);
+    /* the same in a bf16 accumulator (vectorised by integer rounding) */
+    fpl_policy_t mb = pol("a=bf16,acc=bf16,out=fp32");
+    double A16[K] = {1.0, 0x1p-8};
+    fpl_matmul(&mb, A16, B, C, 1, K, NO, NULL);
+    for (int j = 0; j < NO; j++)
+        assert_true(C[j] == (j == 13 ? 1 + 0x1p-7 : 1.0));
     /* below binary32's smallest normal: 2^-148 + (2^-150 + 2^-202) is just
      * above the midpoint 5 * 2^-150 of 2^-148 and 3 * 2^-149 (binary64 sum:
      * the midpoint, ties to even 2^-148) */
@@ -240,6 +246,17 @@ static void test_matmul_sticky_by_hand(void **state)
     double x[2] = {1.0, -0x1p-60}, one[2] = {1.0, 1.0};
     assert_true(fpl_dot(&rtz, x, one, 2, NULL) == 1 - 0x1p-8);
     assert_true(fpl_sum(&rtz, x, 2, NULL) == 1 - 0x1p-8);
+    /* the vectorised matmul: the 6th of 18 outputs has the negative term */
+    enum { NO = 18 };
+    double B[NO * 2], C[NO];
+    for (int j = 0; j < NO; j++) {
+        B[2 * j] = 1.0;
+        B[2 * j + 1] = j == 5 ? -0x1p-60 : 0x1p-60;
+    }
+    fpl_policy_t rtzo = pol("a=bf16,acc=bf16,rnd=rtz,out=fp32");
+    fpl_matmul(&rtzo, one, B, C, 1, 2, NO, NULL);
+    for (int j = 0; j < NO; j++)
+        assert_true(C[j] == (j == 5 ? 1 - 0x1p-8 : 1.0));
     fpl_policy_t sr = pol("a=bf16,acc=bf16,rnd=sr");
     int done = 0;
     for (uint64_t seed = 1; seed < 100 && done < 3; seed++) {
@@ -272,7 +289,9 @@ static void test_matmul_equals_rowwise_dot(void **state)
                            "w=bf16,a=bf16,acc=fp32,out=fp32", "w=e5m2,a=fp16,acc=fp32,out=fp16",
                            "a=bf16,acc=fp32,rnd=sr",          "a=bf16,acc=bf16,out=bf16",
                            "a=fp32,acc=fp32,rnd=rtz",         "a=e4m3,acc=fp:e=8,m=13,order=blocked:4,promote=fp32",
-                           "exact"};
+                           "exact",                           "a=fp16,acc=fp16,rnd=rtz,out=fp32",
+                           "a=e4m3,acc=e4m3",                 "a=e5m2,acc=float8_e4m3fnuz,rnd=rtz",
+                           "a=fp16,acc=fp:e=5,m=10,nosub",    "a=bf16,acc=fp:e=8,m=23,ovf=sat"};
     const size_t ms[] = {1, 2, 3, 4, 7}, ks[] = {1, 2, 3, 4, 5, 9, 33}, ns[] = {1, 3, 4, 8, 9, 16, 17, 35};
     fpt_rng_t rng;
     fpt_rng_init(&rng, fpt_seed(31337));

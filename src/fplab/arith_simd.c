@@ -1,5 +1,6 @@
 /* arith_simd.c -- matmul kernels, four outputs per AVX2 vector: binary32
- * accumulation in RNE, and the exact policy's Dot2
+ * accumulation in RNE, other float accumulators in RNE or RTZ, and the exact
+ * policy's Dot2
  *
  * The lanes of a vector are four outputs (rows of B) that share a row of A,
  * so every output keeps its own sequential order.  One step of an output is
@@ -26,7 +27,7 @@
 #define MAXRI 4
 #define MAXNV 4
 
-enum { KIND_F32, KIND_DOT2 };
+enum { KIND_F32, KIND_DOT2, KIND_NRNE, KIND_NRTZ };
 
 /* Redo step l of a register block by the definition: so = sums before the
  * step (RI rows of 4*MAXNV), sn = the vector results (overwritten); the
@@ -49,9 +50,12 @@ static __attribute__((noinline, cold)) void redo_step(const double *so, double *
 typedef struct {
     __m256d abs, min, zero;
     __m256i m29, h28;
+    /* narrow accumulators: see fpl__narrow_t */
+    __m256i sign, one, mask, halfm1, lo, hi, zok, all;
+    __m128i cnt;
 } kconst_t;
 
-KERNEL_INLINE kconst_t kconst(void)
+KERNEL_INLINE kconst_t kconst(const fpl__narrow_t *np, const int KIND)
 {
     kconst_t K;
     K.abs = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
@@ -59,6 +63,18 @@ KERNEL_INLINE kconst_t kconst(void)
     K.zero = _mm256_setzero_pd();
     K.m29 = _mm256_set1_epi64x((1LL << 29) - 1);
     K.h28 = _mm256_set1_epi64x(1LL << 28);
+    if (KIND == KIND_NRNE || KIND == KIND_NRTZ) {
+        uint64_t mask = ((uint64_t)1 << np->S) - 1;
+        K.sign = _mm256_set1_epi64x((long long)((uint64_t)1 << 63));
+        K.one = _mm256_set1_epi64x(1);
+        K.mask = _mm256_set1_epi64x((long long)mask);
+        K.halfm1 = _mm256_set1_epi64x((long long)(mask >> 1));
+        K.lo = _mm256_set1_epi64x((long long)np->lo);
+        K.hi = _mm256_set1_epi64x((long long)np->hi);
+        K.zok = _mm256_set1_epi64x(np->zero_ok ? -1LL : 0);
+        K.all = _mm256_set1_epi64x(-1LL);
+        K.cnt = _mm_cvtsi32_si128(np->S);
+    }
     return K;
 }
 
@@ -66,7 +82,10 @@ KERNEL_INLINE kconst_t kconst(void)
  * the new sum.  KIND_F32: RN32(s + p); flags |= lanes to redo: h = s + p inexact
  * (TwoSum error l != 0) and a binary32 tie, or 0 < |h| < 2^-126.
  * KIND_DOT2: the loop body of dot2 in arith_vec.c, operation for operation
- * (TwoProd by FMA, TwoSum, the errors summed in *c); it needs no flags. */
+ * (TwoProd by FMA, TwoSum, the errors summed in *c); it needs no flags.
+ * KIND_NRNE, KIND_NRTZ: add_fast of arith_vec.c on four lanes (integer
+ * rounding of the encoding of |h|); flags: h next to a rounding boundary
+ * with l != 0, or |h| outside the fast range. */
 KERNEL_INLINE __m256d step(const kconst_t *K, __m256d s, __m256d *c, __m256d b, __m256d a,
                            __m256i *flag, const int KIND)
 {
@@ -78,6 +97,28 @@ KERNEL_INLINE __m256d step(const kconst_t *K, __m256d s, __m256d *c, __m256d b, 
         __m256d pe = _mm256_fmsub_pd(b, a, p); /* fma(x, y, -p) */
         *c = _mm256_add_pd(*c, _mm256_add_pd(pe, l));
         return h;
+    }
+    if (KIND == KIND_NRNE || KIND == KIND_NRTZ) {
+        __m256i hb = _mm256_castpd_si256(h);
+        __m256i sg = _mm256_and_si256(hb, K->sign);
+        __m256i ai = _mm256_andnot_si256(K->sign, hb);
+        __m256i y, edge;
+        if (KIND == KIND_NRNE) {
+            __m256i lsb = _mm256_and_si256(_mm256_srl_epi64(ai, K->cnt), K->one);
+            y = _mm256_add_epi64(_mm256_add_epi64(ai, K->halfm1), lsb);
+            __m256i d = _mm256_and_si256(_mm256_sub_epi64(ai, K->halfm1), K->mask);
+            edge = _mm256_cmpgt_epi64(_mm256_set1_epi64x(3), d); /* within one of the tie */
+        } else {
+            y = ai;
+            __m256i d = _mm256_and_si256(_mm256_add_epi64(ai, K->one), K->mask);
+            edge = _mm256_cmpgt_epi64(_mm256_set1_epi64x(2), d); /* low bits 0 or all ones */
+        }
+        edge = _mm256_and_si256(edge, _mm256_castpd_si256(_mm256_cmp_pd(l, K->zero, _CMP_NEQ_UQ)));
+        __m256i inside = _mm256_or_si256(
+            _mm256_and_si256(_mm256_cmpgt_epi64(ai, K->lo), _mm256_cmpgt_epi64(K->hi, ai)),
+            _mm256_and_si256(K->zok, _mm256_cmpeq_epi64(ai, _mm256_setzero_si256())));
+        *flag = _mm256_or_si256(*flag, _mm256_or_si256(edge, _mm256_xor_si256(inside, K->all)));
+        return _mm256_castsi256_pd(_mm256_or_si256(_mm256_andnot_si256(K->mask, y), sg));
     }
     __m256i tie = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_castpd_si256(h), K->m29), K->h28);
     tie = _mm256_and_si256(tie, _mm256_castpd_si256(_mm256_cmp_pd(l, K->zero, _CMP_NEQ_UQ)));
@@ -94,10 +135,10 @@ KERNEL_INLINE __m256d result(__m256d s, __m256d c, const int KIND)
 }
 
 /* Commit a step: s = sn, or on a flag redo every real lane by the definition
- * (KIND_F32 only: Dot2 never flags). */
+ * (Dot2 never flags). */
 #define COMMIT(RI, NV, NVALID, BQ, QS, LS, A0, LDA, L)                                        \
     do {                                                                                     \
-        if (KIND == KIND_F32 && __builtin_expect(!_mm256_testz_si256(flag, flag), 0)) {      \
+        if (KIND != KIND_DOT2 && __builtin_expect(!_mm256_testz_si256(flag, flag), 0)) {     \
             double tso[MAXRI * MAXNV * 4], tsn[MAXRI * MAXNV * 4];                           \
             for (int r = 0; r < RI; r++)                                                     \
                 for (int v = 0; v < NV; v++) {                                               \
@@ -118,10 +159,11 @@ KERNEL_INLINE __m256d result(__m256d s, __m256d c, const int KIND)
  * B (bp[l * 4NV + q] = B[j0 + q][l]); nvalid of the 4*NV lanes are real.
  * Writes the results to S[r * ldS + q]. */
 KERNEL_INLINE void block(const double *bp, const double *a0, size_t lda, size_t k, double *S,
-                         size_t ldS, int nvalid, const int RI, const int NV, fpl__addfn_t fix,
-                         const void *ctx, const int KIND)
+                         size_t ldS, int nvalid, const int RI, const int NV,
+                         const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx,
+                         const int KIND)
 {
-    const kconst_t K = kconst();
+    const kconst_t K = kconst(np, KIND);
     __m256d st[MAXRI][MAXNV], ct[MAXRI][MAXNV];
     for (int r = 0; r < RI; r++)
         for (int v = 0; v < NV; v++)
@@ -151,10 +193,11 @@ KERNEL_INLINE void block(const double *bp, const double *a0, size_t lda, size_t 
 /* One row of A (x) against 16 full rows of B read in place: 4x4 blocks of B
  * are transposed in registers, so nothing is packed (a matvec reads W once). */
 KERNEL_INLINE void block_rows16(const double *B0, size_t k, const double *x, double *S,
-                                fpl__addfn_t fix, const void *ctx, const int KIND)
+                                const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx,
+                                const int KIND)
 {
     enum { NV = 4 };
-    const kconst_t K = kconst();
+    const kconst_t K = kconst(np, KIND);
     __m256d st[1][MAXNV], ct[1][MAXNV], sn[1][MAXNV];
     for (int v = 0; v < NV; v++)
         st[0][v] = ct[0][v] = K.zero;
@@ -198,14 +241,14 @@ KERNEL_INLINE void block_rows16(const double *B0, size_t k, const double *x, dou
  * at a time; the rest of B goes in packed panels of 8 rows against 3 rows
  * of A at a time (6 vectors in flight). */
 KERNEL_INLINE void matmul_kernel(double *bp, const double *A, const double *B, double *S,
-                                 size_t m, size_t k, size_t n, fpl__addfn_t fix,
-                                 const void *ctx, const int KIND)
+                                 size_t m, size_t k, size_t n, const fpl__narrow_t *np,
+                                 fpl__addfn_t fix, const void *ctx, const int KIND)
 {
     size_t j0 = 0;
     if (m < 3)
         for (; j0 + 16 <= n; j0 += 16)
             for (size_t i = 0; i < m; i++)
-                block_rows16(B + j0 * k, k, A + i * k, S + i * n + j0, fix, ctx, KIND);
+                block_rows16(B + j0 * k, k, A + i * k, S + i * n + j0, np, fix, ctx, KIND);
     const size_t W = 8;
     for (; j0 < n; j0 += W) {
         int nvalid = (int)(n - j0 < W ? n - j0 : W);
@@ -214,9 +257,9 @@ KERNEL_INLINE void matmul_kernel(double *bp, const double *A, const double *B, d
                 bp[l * W + q] = q < (size_t)nvalid ? B[(j0 + q) * k + l] : 0.0;
         size_t i = 0;
         for (; i + 3 <= m; i += 3)
-            block(bp, A + i * k, k, k, S + i * n + j0, n, nvalid, 3, 2, fix, ctx, KIND);
+            block(bp, A + i * k, k, k, S + i * n + j0, n, nvalid, 3, 2, np, fix, ctx, KIND);
         for (; i < m; i++)
-            block(bp, A + i * k, k, k, S + i * n + j0, n, nvalid, 1, 2, fix, ctx, KIND);
+            block(bp, A + i * k, k, k, S + i * n + j0, n, nvalid, 1, 2, np, fix, ctx, KIND);
     }
 }
 
@@ -225,14 +268,26 @@ __attribute__((target("avx2,fma"))) static void matmul_f32(double *bp, const dou
                                                            size_t k, size_t n, fpl__addfn_t fix,
                                                            const void *ctx)
 {
-    matmul_kernel(bp, A, B, S, m, k, n, fix, ctx, KIND_F32);
+    matmul_kernel(bp, A, B, S, m, k, n, NULL, fix, ctx, KIND_F32);
 }
 
 __attribute__((target("avx2,fma"))) static void matmul_dot2(double *bp, const double *A,
                                                             const double *B, double *S,
                                                             size_t m, size_t k, size_t n)
 {
-    matmul_kernel(bp, A, B, S, m, k, n, NULL, NULL, KIND_DOT2);
+    matmul_kernel(bp, A, B, S, m, k, n, NULL, NULL, NULL, KIND_DOT2);
+}
+
+__attribute__((target("avx2,fma"))) static void matmul_narrow(double *bp, const double *A,
+                                                              const double *B, double *S,
+                                                              size_t m, size_t k, size_t n,
+                                                              const fpl__narrow_t *np,
+                                                              fpl__addfn_t fix, const void *ctx)
+{
+    if (np->rtz)
+        matmul_kernel(bp, A, B, S, m, k, n, np, fix, ctx, KIND_NRTZ);
+    else
+        matmul_kernel(bp, A, B, S, m, k, n, np, fix, ctx, KIND_NRNE);
 }
 
 static double *scratch(size_t k)
@@ -264,6 +319,17 @@ int fpl__matmul_dot2(const double *A, const double *B, double *S, size_t m, size
     return 0;
 }
 
+int fpl__matmul_narrow(const double *A, const double *B, double *S, size_t m, size_t k,
+                       size_t n, const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx)
+{
+    double *bp = scratch(k);
+    if (!bp)
+        return -1;
+    matmul_narrow(bp, A, B, S, m, k, n, np, fix, ctx);
+    free(bp);
+    return 0;
+}
+
 #else
 
 int fpl__matmul_f32_rne(const double *A, const double *B, double *S, size_t m, size_t k,
@@ -276,6 +342,13 @@ int fpl__matmul_f32_rne(const double *A, const double *B, double *S, size_t m, s
 int fpl__matmul_dot2(const double *A, const double *B, double *S, size_t m, size_t k, size_t n)
 {
     (void)A, (void)B, (void)S, (void)m, (void)k, (void)n;
+    return -1;
+}
+
+int fpl__matmul_narrow(const double *A, const double *B, double *S, size_t m, size_t k,
+                       size_t n, const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx)
+{
+    (void)A, (void)B, (void)S, (void)m, (void)k, (void)n, (void)np, (void)fix, (void)ctx;
     return -1;
 }
 

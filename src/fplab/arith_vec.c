@@ -355,8 +355,9 @@ double fpl_sum(const fpl_policy_t *p, const double *x, size_t n, fpl_sr_t *sr)
 }
 
 /* ---- matrix products -----------------------------------------------------
- * An IEEE binary32 accumulator in RNE with exact products and sequential
- * order, and the exact policy, go to the vectorised kernels (arith_simd.c),
+ * Exact products, sequential order and an accumulator in RNE or RTZ (binary32
+ * RNE by conversion, the others as add_fast does), and the exact policy, go
+ * to the vectorised kernels (arith_simd.c),
  * which give every output the bits of fpl_dot; everything else is computed
  * output by output. */
 
@@ -372,14 +373,23 @@ static int matmul_fast(const fpl_policy_t *p, const double *A, const double *B, 
         return -1;
     if (p->exact) /* the compensated dot product, not rounded */
         return fpl__matmul_dot2(A, B, C, m, k, n);
-    if (p->order != FPL_ORDER_SEQ || !p->prod_exact || p->rnd != FPL_RNE ||
-        !is_binary32(&p->acc))
+    if (p->order != FPL_ORDER_SEQ || !p->prod_exact || (p->rnd != FPL_RNE && p->rnd != FPL_RTZ))
         return -1;
     rounder_t r;
     rounder_init(&r, &p->acc, p->rnd);
-    if (fpl__matmul_f32_rne(A, B, C, m, k, n, add_fix, &r) != 0)
-        return -1;
-    /* then each entry rounded to out (RNE: no draws, order irrelevant) */
+    if (r.native32) {
+        if (fpl__matmul_f32_rne(A, B, C, m, k, n, add_fix, &r) != 0)
+            return -1;
+    } else {
+        fastacc_t F;
+        fastacc_init(&F, &r);
+        if (!F.ok)
+            return -1;
+        fpl__narrow_t np = {F.S, F.lo, F.lo + F.span + 1, F.zero_ok, p->rnd == FPL_RTZ};
+        if (fpl__matmul_narrow(A, B, C, m, k, n, &np, add_fix, &r) != 0)
+            return -1;
+    }
+    /* then each entry rounded to out (RNE, RTZ: no draws, order irrelevant) */
     fpl_round_array(&p->out, C, C, m * n, p->rnd, sr);
     return 0;
 }

@@ -214,13 +214,14 @@ typedef struct {
     } while (0)
 
 /* IEEE binary32 with RNE: the running sum is a binary32 value, and while
- * the product is one too, binary32 addition is the definition (add_once's
- * native path) with a three-cycle dependency chain. */
+ * it is not a NaN and the product is a binary32 value too, binary32
+ * addition is the definition (add_once's native path) with a three-cycle
+ * dependency chain. */
 #define SEQ_F32_STEP(P)                                                                     \
     do {                                                                                    \
         double p_ = (P);                                                                    \
         float pf_ = (float)p_;                                                              \
-        if (__builtin_expect((double)pf_ == p_, 1))                                         \
+        if (__builtin_expect((double)pf_ == p_ && sf == sf, 1))                             \
             sf = sf + pf_;                                                                  \
         else                                                                                \
             sf = (float)add_fast(&R->acc, &R->fast, (double)sf, p_, 0, FPL_RNE);            \

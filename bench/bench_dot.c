@@ -49,7 +49,10 @@ static double dot_rate(const fpl_policy_t *p, const double *x, const double *y, 
     return best;
 }
 
-static const char *status(double rate, double target) { return rate >= target ? "ok" : "MISS"; }
+static const char *status(double rate, double target)
+{
+    return rate >= target ? "ok" : "MISS";
+}
 
 int main(void)
 {

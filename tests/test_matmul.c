@@ -123,8 +123,9 @@ static double gen(fpt_rng_t *r, const fpl_format_t *f, int kind)
         uint64_t u = fpt_rng_u64(r);
         v = (double)(u >> 11) * 0x1p-52 - 1;
         if (kind == DATA_SPECIAL && (u & 63) == 0) {
-            const double sp[] = {INFINITY, -INFINITY, NAN, 0.0, -0.0, f->max_finite,
-                                 -f->max_finite, f->min_positive, -f->min_normal};
+            const double sp[] = {
+                INFINITY,       -INFINITY,       NAN,           0.0, -0.0, f->max_finite,
+                -f->max_finite, f->min_positive, -f->min_normal};
             v = sp[(u >> 6) % (sizeof sp / sizeof sp[0])];
         }
         break;
@@ -143,9 +144,14 @@ static const char *const inputs[] = {"fp32", "bf16", "fp16", "e4m3", "e5m2"};
 static void test_matmul_dot_matches_reference(void **state)
 {
     (void)state;
-    const char *accs[] = {"same",     "fp32", "fp:e=8,m=13",     "float8_e4m3fnuz",
-                          "fp:e=8,m=23,ovf=sat", "fp:e=5,m=10,nosub"};
-    const char *orders[] = {"seq", "pairwise", "blocked:128,promote=fp32", "blocked:5,promote=fp16"};
+    const char *accs[] = {"same",
+                          "fp32",
+                          "fp:e=8,m=13",
+                          "float8_e4m3fnuz",
+                          "fp:e=8,m=23,ovf=sat",
+                          "fp:e=5,m=10,nosub"};
+    const char *orders[] = {"seq", "pairwise", "blocked:128,promote=fp32",
+                            "blocked:5,promote=fp16"};
     const char *modes[] = {"rne", "rtz", "sr"};
     const size_t lens[] = {1, 2, 3, 7, 64, 300};
     fpt_rng_t rng;
@@ -285,14 +291,22 @@ static void test_matmul_sticky_by_hand(void **state)
 static void test_matmul_equals_rowwise_dot(void **state)
 {
     (void)state;
-    const char *specs[] = {"w=e4m3,a=bf16,acc=fp32,out=bf16", "a=fp32,acc=fp32,out=fp32",
-                           "w=bf16,a=bf16,acc=fp32,out=fp32", "w=e5m2,a=fp16,acc=fp32,out=fp16",
-                           "a=bf16,acc=fp32,rnd=sr",          "a=bf16,acc=bf16,out=bf16",
-                           "a=fp32,acc=fp32,rnd=rtz",         "a=e4m3,acc=fp:e=8,m=13,order=blocked:4,promote=fp32",
-                           "exact",                           "a=fp16,acc=fp16,rnd=rtz,out=fp32",
-                           "a=e4m3,acc=e4m3",                 "a=e5m2,acc=float8_e4m3fnuz,rnd=rtz",
-                           "a=fp16,acc=fp:e=5,m=10,nosub",    "a=bf16,acc=fp:e=8,m=23,ovf=sat"};
-    const size_t ms[] = {1, 2, 3, 4, 7}, ks[] = {1, 2, 3, 4, 5, 9, 33}, ns[] = {1, 3, 4, 8, 9, 16, 17, 35};
+    const char *specs[] = {"w=e4m3,a=bf16,acc=fp32,out=bf16",
+                           "a=fp32,acc=fp32,out=fp32",
+                           "w=bf16,a=bf16,acc=fp32,out=fp32",
+                           "w=e5m2,a=fp16,acc=fp32,out=fp16",
+                           "a=bf16,acc=fp32,rnd=sr",
+                           "a=bf16,acc=bf16,out=bf16",
+                           "a=fp32,acc=fp32,rnd=rtz",
+                           "a=e4m3,acc=fp:e=8,m=13,order=blocked:4,promote=fp32",
+                           "exact",
+                           "a=fp16,acc=fp16,rnd=rtz,out=fp32",
+                           "a=e4m3,acc=e4m3",
+                           "a=e5m2,acc=float8_e4m3fnuz,rnd=rtz",
+                           "a=fp16,acc=fp:e=5,m=10,nosub",
+                           "a=bf16,acc=fp:e=8,m=23,ovf=sat"};
+    const size_t ms[] = {1, 2, 3, 4, 7}, ks[] = {1, 2, 3, 4, 5, 9, 33},
+                 ns[] = {1, 3, 4, 8, 9, 16, 17, 35};
     fpt_rng_t rng;
     fpt_rng_init(&rng, fpt_seed(31337));
     size_t nn = sizeof ns / sizeof ns[0];
@@ -313,8 +327,7 @@ static void test_matmul_equals_rowwise_dot(void **state)
                     fpl_sr_seed(&s2, m * 100 + k);
                     fpl_matmul(&p, A, B, C, m, k, n, &s1);
                     for (size_t i = 0; i < m; i++)
-                        for (size_t j = 0; j < n; j++)
-                        {
+                        for (size_t j = 0; j < n; j++) {
                             double v = fpl_dot(&p, B + j * k, A + i * k, k, &s2);
                             W[i * n + j] = p.exact ? v : fpl_round(&p.out, v, p.rnd, &s2);
                         }
@@ -330,8 +343,8 @@ static void test_matmul_equals_rowwise_dot(void **state)
                     fpl_matmul(&p, A, B, W, 1, k, n, &s2);
                     for (size_t j = 0; j < n; j++)
                         if (!fpt_same(C[j], W[j]))
-                            fail_msg("%s matvec %zux%zu data %d row %zu: %a vs %a", specs[s], n, k, d,
-                                     j, C[j], W[j]);
+                            fail_msg("%s matvec %zux%zu data %d row %zu: %a vs %a", specs[s], n, k,
+                                     d, j, C[j], W[j]);
                 }
     }
 }

@@ -24,8 +24,8 @@
 #include <immintrin.h>
 
 #define KERNEL_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
-#define MAXRI 4
-#define MAXNV 4
+#define MAXRI         4
+#define MAXNV         4
 
 enum { KIND_F32, KIND_DOT2, KIND_NRNE, KIND_NRTZ };
 
@@ -34,10 +34,9 @@ enum { KIND_F32, KIND_DOT2, KIND_NRNE, KIND_NRTZ };
  * products are formed again, B's entry (q, l) at bq + q*qs + l*ls times A's
  * entry (r, l) at a0[r*lda + l]. */
 static __attribute__((noinline, cold)) void redo_step(const double *so, double *sn, int RI,
-                                                       int lanes, const double *bq, size_t qs,
-                                                       size_t ls, const double *a0, size_t lda,
-                                                       size_t l, fpl__addfn_t fix,
-                                                       const void *ctx)
+                                                      int lanes, const double *bq, size_t qs,
+                                                      size_t ls, const double *a0, size_t lda,
+                                                      size_t l, fpl__addfn_t fix, const void *ctx)
 {
     for (int r = 0; r < RI; r++)
         for (int q = 0; q < lanes; q++) {
@@ -136,23 +135,23 @@ KERNEL_INLINE __m256d result(__m256d s, __m256d c, const int KIND)
 
 /* Commit a step: s = sn, or on a flag redo every real lane by the definition
  * (Dot2 never flags). */
-#define COMMIT(RI, NV, NVALID, BQ, QS, LS, A0, LDA, L)                                        \
-    do {                                                                                     \
-        if (KIND != KIND_DOT2 && __builtin_expect(!_mm256_testz_si256(flag, flag), 0)) {     \
-            double tso[MAXRI * MAXNV * 4], tsn[MAXRI * MAXNV * 4];                           \
-            for (int r = 0; r < RI; r++)                                                     \
-                for (int v = 0; v < NV; v++) {                                               \
-                    _mm256_storeu_pd(tso + r * 4 * MAXNV + 4 * v, st[r][v]);                 \
-                    _mm256_storeu_pd(tsn + r * 4 * MAXNV + 4 * v, sn[r][v]);                 \
-                }                                                                            \
-            redo_step(tso, tsn, RI, NVALID, BQ, QS, LS, A0, LDA, L, fix, ctx);               \
-            for (int r = 0; r < RI; r++)                                                     \
-                for (int v = 0; v < NV; v++)                                                 \
-                    sn[r][v] = _mm256_loadu_pd(tsn + r * 4 * MAXNV + 4 * v);                 \
-        }                                                                                    \
-        for (int r = 0; r < RI; r++)                                                         \
-            for (int v = 0; v < NV; v++)                                                     \
-                st[r][v] = sn[r][v];                                                         \
+#define COMMIT(RI, NV, NVALID, BQ, QS, LS, A0, LDA, L)                                             \
+    do {                                                                                           \
+        if (KIND != KIND_DOT2 && __builtin_expect(!_mm256_testz_si256(flag, flag), 0)) {           \
+            double tso[MAXRI * MAXNV * 4], tsn[MAXRI * MAXNV * 4];                                 \
+            for (int r = 0; r < RI; r++)                                                           \
+                for (int v = 0; v < NV; v++) {                                                     \
+                    _mm256_storeu_pd(tso + r * 4 * MAXNV + 4 * v, st[r][v]);                       \
+                    _mm256_storeu_pd(tsn + r * 4 * MAXNV + 4 * v, sn[r][v]);                       \
+                }                                                                                  \
+            redo_step(tso, tsn, RI, NVALID, BQ, QS, LS, A0, LDA, L, fix, ctx);                     \
+            for (int r = 0; r < RI; r++)                                                           \
+                for (int v = 0; v < NV; v++)                                                       \
+                    sn[r][v] = _mm256_loadu_pd(tsn + r * 4 * MAXNV + 4 * v);                       \
+        }                                                                                          \
+        for (int r = 0; r < RI; r++)                                                               \
+            for (int v = 0; v < NV; v++)                                                           \
+                st[r][v] = sn[r][v];                                                               \
     } while (0)
 
 /* RI rows of A (row r at a0 + r*lda) against a packed panel of 4*NV rows of
@@ -160,8 +159,7 @@ KERNEL_INLINE __m256d result(__m256d s, __m256d c, const int KIND)
  * Writes the results to S[r * ldS + q]. */
 KERNEL_INLINE void block(const double *bp, const double *a0, size_t lda, size_t k, double *S,
                          size_t ldS, int nvalid, const int RI, const int NV,
-                         const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx,
-                         const int KIND)
+                         const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx, const int KIND)
 {
     const kconst_t K = kconst(np, KIND);
     __m256d st[MAXRI][MAXNV], ct[MAXRI][MAXNV];
@@ -240,9 +238,9 @@ KERNEL_INLINE void block_rows16(const double *B0, size_t k, const double *x, dou
 /* Every row of A against B: one or two rows of A read B in place, 16 rows
  * at a time; the rest of B goes in packed panels of 8 rows against 3 rows
  * of A at a time (6 vectors in flight). */
-KERNEL_INLINE void matmul_kernel(double *bp, const double *A, const double *B, double *S,
-                                 size_t m, size_t k, size_t n, const fpl__narrow_t *np,
-                                 fpl__addfn_t fix, const void *ctx, const int KIND)
+KERNEL_INLINE void matmul_kernel(double *bp, const double *A, const double *B, double *S, size_t m,
+                                 size_t k, size_t n, const fpl__narrow_t *np, fpl__addfn_t fix,
+                                 const void *ctx, const int KIND)
 {
     size_t j0 = 0;
     if (m < 3)
@@ -271,18 +269,15 @@ __attribute__((target("avx2,fma"))) static void matmul_f32(double *bp, const dou
     matmul_kernel(bp, A, B, S, m, k, n, NULL, fix, ctx, KIND_F32);
 }
 
-__attribute__((target("avx2,fma"))) static void matmul_dot2(double *bp, const double *A,
-                                                            const double *B, double *S,
-                                                            size_t m, size_t k, size_t n)
+__attribute__((target("avx2,fma"))) static void
+matmul_dot2(double *bp, const double *A, const double *B, double *S, size_t m, size_t k, size_t n)
 {
     matmul_kernel(bp, A, B, S, m, k, n, NULL, NULL, NULL, KIND_DOT2);
 }
 
-__attribute__((target("avx2,fma"))) static void matmul_narrow(double *bp, const double *A,
-                                                              const double *B, double *S,
-                                                              size_t m, size_t k, size_t n,
-                                                              const fpl__narrow_t *np,
-                                                              fpl__addfn_t fix, const void *ctx)
+__attribute__((target("avx2,fma"))) static void
+matmul_narrow(double *bp, const double *A, const double *B, double *S, size_t m, size_t k, size_t n,
+              const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx)
 {
     if (np->rtz)
         matmul_kernel(bp, A, B, S, m, k, n, np, fix, ctx, KIND_NRTZ);
@@ -298,8 +293,8 @@ static double *scratch(size_t k)
     return malloc(k * 8 * sizeof(double));
 }
 
-int fpl__matmul_f32_rne(const double *A, const double *B, double *S, size_t m, size_t k,
-                        size_t n, fpl__addfn_t fix, const void *ctx)
+int fpl__matmul_f32_rne(const double *A, const double *B, double *S, size_t m, size_t k, size_t n,
+                        fpl__addfn_t fix, const void *ctx)
 {
     double *bp = scratch(k);
     if (!bp)
@@ -319,8 +314,8 @@ int fpl__matmul_dot2(const double *A, const double *B, double *S, size_t m, size
     return 0;
 }
 
-int fpl__matmul_narrow(const double *A, const double *B, double *S, size_t m, size_t k,
-                       size_t n, const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx)
+int fpl__matmul_narrow(const double *A, const double *B, double *S, size_t m, size_t k, size_t n,
+                       const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx)
 {
     double *bp = scratch(k);
     if (!bp)
@@ -332,8 +327,8 @@ int fpl__matmul_narrow(const double *A, const double *B, double *S, size_t m, si
 
 #else
 
-int fpl__matmul_f32_rne(const double *A, const double *B, double *S, size_t m, size_t k,
-                        size_t n, fpl__addfn_t fix, const void *ctx)
+int fpl__matmul_f32_rne(const double *A, const double *B, double *S, size_t m, size_t k, size_t n,
+                        fpl__addfn_t fix, const void *ctx)
 {
     (void)A, (void)B, (void)S, (void)m, (void)k, (void)n, (void)fix, (void)ctx;
     return -1;
@@ -345,8 +340,8 @@ int fpl__matmul_dot2(const double *A, const double *B, double *S, size_t m, size
     return -1;
 }
 
-int fpl__matmul_narrow(const double *A, const double *B, double *S, size_t m, size_t k,
-                       size_t n, const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx)
+int fpl__matmul_narrow(const double *A, const double *B, double *S, size_t m, size_t k, size_t n,
+                       const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx)
 {
     (void)A, (void)B, (void)S, (void)m, (void)k, (void)n, (void)np, (void)fix, (void)ctx;
     return -1;

@@ -16,8 +16,8 @@ typedef double (*fpl__addfn_t)(const void *ctx, double s, double p);
  * per AVX2 vector, each output in its own sequential order.  A NaN sum may
  * carry other NaN bits.  Returns 0 on success, -1 when the CPU has no AVX2
  * and FMA or scratch memory is short (nothing is written then). */
-int fpl__matmul_f32_rne(const double *A, const double *B, double *S, size_t m, size_t k,
-                        size_t n, fpl__addfn_t fix, const void *ctx);
+int fpl__matmul_f32_rne(const double *A, const double *B, double *S, size_t m, size_t k, size_t n,
+                        fpl__addfn_t fix, const void *ctx);
 
 /* S[i*n + j] = Dot2 of B's row j and A's row i (the exact policy's fpl_dot,
  * operation for operation, so the same bits), four outputs per vector.
@@ -37,7 +37,7 @@ typedef struct {
 /* As fpl__matmul_f32_rne for such an accumulator (fpl_dot's bits, each
  * step s + p rounded once; lanes the integer rounding cannot decide are
  * redone by fix). */
-int fpl__matmul_narrow(const double *A, const double *B, double *S, size_t m, size_t k,
-                       size_t n, const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx);
+int fpl__matmul_narrow(const double *A, const double *B, double *S, size_t m, size_t k, size_t n,
+                       const fpl__narrow_t *np, fpl__addfn_t fix, const void *ctx);
 
 #endif /* FPL_ARITH_SIMD_H */

@@ -121,12 +121,12 @@ static double dot2(const double *x, const double *y, size_t n)
  * The check is off the dependency chain s -> s', which is what bounds a
  * sequential dot product. */
 typedef struct {
-    int ok;         /* the fast path applies (format, mode) */
-    int S;          /* discarded bits in the normal range */
-    uint64_t mask;  /* 2^S - 1 */
-    uint64_t lo;    /* bits of 2^emin: fast for lo < |h| < hi */
-    uint64_t span;  /* hi - lo - 1, hi = bits of max_finite */
-    int zero_ok;    /* an exact zero keeps its sign (not FNUZ) */
+    int ok;        /* the fast path applies (format, mode) */
+    int S;         /* discarded bits in the normal range */
+    uint64_t mask; /* 2^S - 1 */
+    uint64_t lo;   /* bits of 2^emin: fast for lo < |h| < hi */
+    uint64_t span; /* hi - lo - 1, hi = bits of max_finite */
+    int zero_ok;   /* an exact zero keeps its sign (not FNUZ) */
 } fastacc_t;
 
 static void fastacc_init(fastacc_t *F, const rounder_t *r)
@@ -151,7 +151,7 @@ static void fastacc_init(fastacc_t *F, const rounder_t *r)
 /* add_once with the draw u given, for the rare cases the fast path leaves
  * (RNE, RTZ or SR, not wide: no exact-zero or wide special case applies) */
 static __attribute__((noinline, cold)) double add_slow(const rounder_t *r, double s, double p,
-                                                        uint64_t u)
+                                                       uint64_t u)
 {
     if (r->mode != FPL_SR)
         return add_once(r, s, p, NULL);
@@ -203,32 +203,31 @@ typedef struct {
 } reduce_t;
 
 /* The sequential loop with exact products, one specialisation per mode. */
-#define SEQ_FAST_LOOP(MODE, DRAW)                                                           \
-    do {                                                                                    \
-        if (y)                                                                              \
-            for (size_t i = 0; i < n; i++)                                                  \
-                s = add_fast(&R->acc, &R->fast, s, x[i] * y[i], DRAW, MODE);                \
-        else                                                                                \
-            for (size_t i = 0; i < n; i++)                                                  \
-                s = add_fast(&R->acc, &R->fast, s, x[i], DRAW, MODE);                       \
+#define SEQ_FAST_LOOP(MODE, DRAW)                                                                  \
+    do {                                                                                           \
+        if (y)                                                                                     \
+            for (size_t i = 0; i < n; i++)                                                         \
+                s = add_fast(&R->acc, &R->fast, s, x[i] * y[i], DRAW, MODE);                       \
+        else                                                                                       \
+            for (size_t i = 0; i < n; i++)                                                         \
+                s = add_fast(&R->acc, &R->fast, s, x[i], DRAW, MODE);                              \
     } while (0)
 
 /* IEEE binary32 with RNE: the running sum is a binary32 value, and while
  * it is not a NaN and the product is a binary32 value too, binary32
  * addition is the definition (add_once's native path) with a three-cycle
  * dependency chain. */
-#define SEQ_F32_STEP(P)                                                                     \
-    do {                                                                                    \
-        double p_ = (P);                                                                    \
-        float pf_ = (float)p_;                                                              \
-        if (__builtin_expect((double)pf_ == p_ && sf == sf, 1))                             \
-            sf = sf + pf_;                                                                  \
-        else                                                                                \
-            sf = (float)add_fast(&R->acc, &R->fast, (double)sf, p_, 0, FPL_RNE);            \
+#define SEQ_F32_STEP(P)                                                                            \
+    do {                                                                                           \
+        double p_ = (P);                                                                           \
+        float pf_ = (float)p_;                                                                     \
+        if (__builtin_expect((double)pf_ == p_ && sf == sf, 1))                                    \
+            sf = sf + pf_;                                                                         \
+        else                                                                                       \
+            sf = (float)add_fast(&R->acc, &R->fast, (double)sf, p_, 0, FPL_RNE);                   \
     } while (0)
 
-static double seq_fast(const reduce_t *R, const double *x, const double *y, size_t n,
-                       fpl_sr_t *sr)
+static double seq_fast(const reduce_t *R, const double *x, const double *y, size_t n, fpl_sr_t *sr)
 {
     double s = 0;
     switch (R->acc.mode) {
@@ -264,8 +263,7 @@ FPL_INLINE double product(const reduce_t *R, double x, double y, fpl_sr_t *sr)
     return R->prod_exact ? x * y : mul_once(&R->prod, x, y, sr);
 }
 
-static double seq_dot(const reduce_t *R, const double *x, const double *y, size_t n,
-                      fpl_sr_t *sr)
+static double seq_dot(const reduce_t *R, const double *x, const double *y, size_t n, fpl_sr_t *sr)
 {
     if (R->fast.ok && R->prod_exact)
         return seq_fast(R, x, y, n, sr);
@@ -367,8 +365,8 @@ static double add_fix(const void *ctx, double s, double p)
     return add_once((const rounder_t *)ctx, s, p, NULL);
 }
 
-static int matmul_fast(const fpl_policy_t *p, const double *A, const double *B, double *C,
-                       size_t m, size_t k, size_t n, fpl_sr_t *sr)
+static int matmul_fast(const fpl_policy_t *p, const double *A, const double *B, double *C, size_t m,
+                       size_t k, size_t n, fpl_sr_t *sr)
 {
     if (m == 0 || k == 0 || n == 0)
         return -1;

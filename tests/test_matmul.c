@@ -399,6 +399,78 @@ static void test_matmul_f32_kernel_reference(void **state)
     }
 }
 
+/* Exhaustive on 8-bit accumulators: every value s of the accumulator
+ * format (and inf, NaN) plus every e5m2 value p, also nudged by 2^-40
+ * relative (inexact binary64 sums, the sticky bit), as fpl_sum's second
+ * step and as a matmul of [1 1] against the rows [s p]. */
+static void test_matmul_exhaustive_small(void **state)
+{
+    (void)state;
+    const char *accs[] = {"e4m3", "fp:e=4,m=3", "e5m2", "float8_e4m3fnuz", "fp:e=5,m=2,nosub"};
+    const char *modes[] = {"rne", "rtz", "sr"};
+    fpl_format_t e5m2;
+    assert_int_equal(fpl_format_parse("e5m2", &e5m2), 0);
+    size_t np;
+    double *pg = fpt_grid(&e5m2, &np);
+    for (size_t a = 0; a < sizeof accs / sizeof accs[0]; a++)
+        for (size_t md = 0; md < 3; md++) {
+            char spec[128];
+            snprintf(spec, sizeof spec, "a=fp32,acc=%s,rnd=%s,out=fp32", accs[a], modes[md]);
+            fpl_policy_t p = pol(spec);
+            size_t ns;
+            double *sg = fpt_grid(&p.acc, &ns);
+            /* the grid's first and last entries are phantoms beyond the range */
+            size_t nsv = ns - 2 + 3, npv = (np - 2) * 3;
+            double *sv = malloc(nsv * sizeof *sv), *pv = malloc(npv * sizeof *pv);
+            assert_non_null(sv);
+            assert_non_null(pv);
+            for (size_t i = 1; i + 1 < ns; i++)
+                sv[i - 1] = sg[i];
+            sv[ns - 2] = INFINITY;
+            sv[ns - 1] = -INFINITY;
+            sv[ns] = NAN;
+            for (size_t i = 1; i + 1 < np; i++) {
+                pv[3 * (i - 1)] = pg[i];
+                pv[3 * (i - 1) + 1] = pg[i] * (1 + 0x1p-40);
+                pv[3 * (i - 1) + 2] = pg[i] * (1 - 0x1p-40);
+            }
+            size_t n = nsv * npv;
+            double *B = malloc(2 * n * sizeof *B), *C = malloc(n * sizeof *C);
+            assert_non_null(B);
+            assert_non_null(C);
+            double one[2] = {1.0, 1.0};
+            fpl_sr_t s1, s2;
+            fpl_sr_seed(&s1, a * 3 + md);
+            fpl_sr_seed(&s2, a * 3 + md);
+            for (size_t i = 0; i < nsv; i++)
+                for (size_t j = 0; j < npv; j++) {
+                    double x[2] = {sv[i], pv[j]};
+                    double got = fpl_sum(&p, x, 2, &s1);
+                    double s0 = ref_add(&p.acc, p.rnd, 0.0, x[0], &s2);
+                    double want = ref_add(&p.acc, p.rnd, s0, x[1], &s2);
+                    if (!fpt_same(got, want))
+                        fail_msg("%s: %a + %a: got %a want %a", spec, x[0], x[1], got, want);
+                    B[2 * (i * npv + j)] = x[0];
+                    B[2 * (i * npv + j) + 1] = x[1];
+                }
+            if (p.rnd != FPL_SR) { /* deterministic: the vectorised matmul too */
+                fpl_matmul(&p, one, B, C, 1, 2, n, NULL);
+                for (size_t t = 0; t < n; t++) {
+                    double want = fpl_sum(&p, B + 2 * t, 2, NULL);
+                    if (!fpt_same(C[t], want))
+                        fail_msg("%s matmul: %a + %a: got %a want %a", spec, B[2 * t], B[2 * t + 1],
+                                 C[t], want);
+                }
+            }
+            free(B);
+            free(C);
+            free(sv);
+            free(pv);
+            free(sg);
+        }
+    free(pg);
+}
+
 /* The exact policy's kernel gives Dot2's bits: long rows whose terms span
  * many binades and cancel, so the error sum c carries the result. */
 static void test_matmul_exact_kernel(void **state)
@@ -444,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_matmul_equals_rowwise_dot),
         cmocka_unit_test(test_matmul_f32_kernel_reference),
         cmocka_unit_test(test_matmul_exact_kernel),
+        cmocka_unit_test(test_matmul_exhaustive_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,7 +67,11 @@ void fpl_matvec(const fpl_policy_t *p, const double *W, const double *x, double 
                 size_t cols, fpl_sr_t *sr);
 
 /* C = A B^T for A m x k and B n x k (rows of B are output channels, as in a
- * linear layer Y = X W^T); C is m x n, each entry as in fpl_matvec. */
+ * linear layer Y = X W^T); C is m x n, each entry as in fpl_matvec.
+ * With exact products, sequential order and RNE or RTZ (and under the exact
+ * policy), fpl_matmul and fpl_matvec compute four outputs per AVX2 vector
+ * when the CPU has AVX2 and FMA: each output keeps its own order and gets
+ * the bits of fpl_dot; other policies go output by output. */
 void fpl_matmul(const fpl_policy_t *p, const double *A, const double *B, double *C, size_t m,
                 size_t k, size_t n, fpl_sr_t *sr);
 

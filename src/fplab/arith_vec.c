@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "acc_align.h"
 #include "arith.h"
 #include "error.h"
 #include "internal.h"
@@ -149,6 +150,8 @@ double fpl_dot(const fpl_policy_t *p, const double *x, const double *y, size_t n
         }
         return s + c;
     }
+    if (p->align_frac) /* acc=align:F:G, the tensor-core model (acc_align.c) */
+        return fpl__dot_align(p, x, y, n, sr);
     reduce_t R;
     rounder_init(&R.acc, &p->acc, p->rnd);
     rounder_init(&R.prod, &p->prod, p->rnd);

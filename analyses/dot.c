@@ -1,5 +1,6 @@
 /* dot.c -- T1: how the error of a length-n dot product grows with n, per
- * input format, accumulator, summation order and rounding mode */
+ * input format, accumulator, summation order and rounding mode; and which
+ * model of the FP8 tensor-core accumulator reproduces DeepSeek-V3's figure */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,61 @@ static const char *const inputs[] = {"fp32", "bf16", "fp16", "e4m3", "e5m2"};
  * FP8 tensor cores). */
 enum { ACC_SAME, ACC_FP32, ACC_FP14B, NACC };
 static const char *const acc_name[NACC] = {"same", "fp32", "fp14b128"};
+
+/* ---- the FP8 tensor-core accumulator (issue 17) --------------------------
+ * DeepSeek-V3 (arXiv 2412.19437, §3.3) reports that FP8 GEMM on H800 keeps
+ * "around 14 bits" of accumulation precision and that for K = 4096 this
+ * gives a maximum relative error of nearly 2%, which they cure by promoting
+ * the partial sums to fp32 every 128 terms (4 WGMMAs).  Their §3.5.2 says how:
+ * the tensor core aligns the 32 products of a k-slice to the largest
+ * exponent, keeps the highest 14 bits of each and truncates the rest, and
+ * also keeps the partial sums to 14 bits.  SageAttention2 (arXiv 2411.10958)
+ * measured the fp32 accumulator of mma.f32.f8.f8.f32 on Ada and Hopper as
+ * 1 sign + 8 exponent + 13 mantissa bits, the low 10 mantissa bits of an fp32
+ * input zeroed.  Three models of that accumulator, e4m3 inputs, with
+ * promotion to fp32 every 32/64/128/256 terms or never:
+ *   rne14    each addition rounded to nearest in fp:e=8,m=13 (fplab's model
+ *            before this study);
+ *   rtz14    each addition truncated (round toward zero) in fp:e=8,m=13;
+ *   align13  acc=align:13:32: slices of 32 products aligned with the partial
+ *            sum to the largest exponent, truncated to 13 fraction bits,
+ *            summed exactly and truncated to 14 bits (policy.h);
+ *   align14, align15: the same with 1 or 2 more fraction bits, to see how
+ *            far the aligned window must be widened to give the reported 2%.
+ * The metric for U[0,1) data is the relative error |s^ - s| / |s|; for
+ * N(0,1) data, where |s| can be arbitrarily small, it is the error relative
+ * to the RMS of the exact results (what a normwise GEMM error measures). */
+enum { AM_RNE14, AM_RTZ14, AM_ALIGN13, AM_ALIGN14, AM_ALIGN15, NAM };
+static const char *const am_name[NAM] = {"rne14", "rtz14", "align13", "align14", "align15"};
+static const char *const am_spec[NAM] = {"acc=fp:e=8,m=13,rnd=rne", "acc=fp:e=8,m=13,rnd=rtz",
+                                         "acc=align:13:32", "acc=align:14:32", "acc=align:15:32"};
+static const char *const am_label[NAM] = {"14-bit RN per addition", "14-bit RTZ per addition",
+                                          "aligned, 13 fraction bits (Hopper)",
+                                          "aligned, 14 fraction bits", "aligned, 15 fraction bits"};
+static const int am_prom[] = {32, 64, 128, 256, 0}; /* 0: no promotion */
+#define NPROM 5
+static const size_t am_K[] = {256, 512, 1024, 2048, 4096, 8192, 16384};
+#define NAK 7
+#define AM_IN 3 /* inputs[3] = e4m3 */
+#define DEEPSEEK_K 4096
+#define DEEPSEEK_ERR 0.02
+
+static void am_policies(fpl_policy_t pol[NAM][NPROM])
+{
+    for (int m = 0; m < NAM; m++)
+        for (int k = 0; k < NPROM; k++) {
+            char spec[256];
+            if (am_prom[k])
+                snprintf(spec, sizeof spec, "a=e4m3,%s,order=blocked:%d,promote=fp32", am_spec[m],
+                         am_prom[k]);
+            else
+                snprintf(spec, sizeof spec, "a=e4m3,%s", am_spec[m]);
+            if (fpl_policy_parse(spec, &pol[m][k]) != 0) {
+                fprintf(stderr, "dot: internal error: %s: %s\n", spec, fpl_last_error());
+                exit(1);
+            }
+        }
+}
 
 typedef struct {
     int data, in, acc;
@@ -143,6 +199,126 @@ static void print_series(fpl_plot_t *p, const char *name, const double *ns, cons
     fpl_plot_printf(p, "EOD\n");
 }
 
+/* ---- the accumulator study: summaries, CSV, figure ---------------------- */
+
+typedef struct {
+    double max_rel, mean_rel;   /* |s^ - s| / |s| */
+    double max_rms, mean_rms;   /* |s^ - s| / RMS(s) over the repetitions */
+    double max_signed;          /* max of (s^ - s) / |s| */
+    double max_err;             /* max of |s^ - s| / sum|x_i y_i| */
+} am_stat_t;
+
+static void am_summarise(const double *e, const double *s, const double *ab, int reps,
+                         am_stat_t *o)
+{
+    double ss = 0, sr = 0, sm = 0;
+    for (int r = 0; r < reps; r++)
+        ss += s[r] * s[r];
+    double rms = sqrt(ss / reps);
+    o->max_rel = o->max_rms = o->max_err = 0;
+    o->max_signed = -INFINITY;
+    for (int r = 0; r < reps; r++) {
+        double a = fabs(e[r]), rel = a / fabs(s[r]);
+        o->max_rel = fmax(o->max_rel, rel);
+        o->max_rms = fmax(o->max_rms, a / rms);
+        o->max_err = fmax(o->max_err, a / ab[r]);
+        o->max_signed = fmax(o->max_signed, isfinite(e[r]) ? e[r] / fabs(s[r]) : INFINITY);
+        sr += rel;
+        sm += a / rms;
+    }
+    o->mean_rel = sr / reps;
+    o->mean_rms = sm / reps;
+}
+
+/* The metric drawn and quoted: relative error for positive data, error
+ * relative to RMS(s) for zero-mean data. */
+static double am_max(const am_stat_t *o, int d) { return d == DATA_UNIFORM ? o->max_rel : o->max_rms; }
+static double am_mean(const am_stat_t *o, int d) { return d == DATA_UNIFORM ? o->mean_rel : o->mean_rms; }
+
+#define AM_AT(d, m, k, j) ((((size_t)(d) * NAM + (size_t)(m)) * NPROM + (size_t)(k)) * NAK + (size_t)(j))
+
+static int am_report(fpa_t *A, fpl_policy_t apol[NAM][NPROM], const double *am_err,
+                     const double *am_s, const double *am_abs, int reps, am_stat_t *st)
+{
+    fpl_csv_t *csv = fpa_csv(A, "dot_accumulator",
+                             "data,model,acc,promote_every,K,reps,u_acc,max_rel,mean_rel,"
+                             "max_rmsrel,mean_rmsrel,max_signed_rel,max_err,gamma_K");
+    if (!csv)
+        return 1;
+    for (int d = 0; d < NDATA; d++)
+        for (int m = 0; m < NAM; m++)
+            for (int k = 0; k < NPROM; k++)
+                for (size_t j = 0; j < NAK; j++) {
+                    size_t at = AM_AT(d, m, k, j);
+                    am_stat_t *o = &st[at];
+                    am_summarise(am_err + at * (size_t)reps,
+                                 am_s + ((size_t)d * NAK + j) * (size_t)reps,
+                                 am_abs + ((size_t)d * NAK + j) * (size_t)reps, reps, o);
+                    const fpl_policy_t *p = &apol[m][k];
+                    char acc[64];
+                    if (p->align_frac)
+                        snprintf(acc, sizeof acc, "align:%d:%zu", p->align_frac, p->align_group);
+                    else
+                        snprintf(acc, sizeof acc, "%s %s", p->acc.name, fpl_rmode_name(p->rnd));
+                    double u = p->acc.unit_roundoff;
+                    fpl_csv_row(csv, "%s,%s,%s,%d,%zu,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g",
+                                data_name[d], am_name[m], acc, am_prom[k], am_K[j], reps, u,
+                                o->max_rel, o->mean_rel, o->max_rms, o->mean_rms, o->max_signed,
+                                o->max_err, fpl_gamma(am_K[j], u));
+                }
+    if (fpl_csv_close(csv))
+        return 1;
+
+    /* figure: 2 x 2 panels, rows = data, columns = no promotion / every 128 */
+    fpl_plot_t *p = fpl_plot_new();
+    fpl_plot_printf(p, "set multiplot layout 2,2 margins 0.08,0.98,0.17,0.95 spacing 0.07,0.09\n"
+                       "set logscale xy\nset format y '10^{%%T}'\n"
+                       "set xrange [200:20000]\nset yrange [1e-6:2]\n"
+                       "set xtics (256, 1024, 4096, 16384)\nset grid xtics ytics lc rgb '#dddddd'\n");
+    const int cols[2] = {4, 2}; /* am_prom index: none, 128 */
+    for (int d = 0; d < NDATA; d++)
+        for (int c = 0; c < 2; c++) {
+            int k = cols[c];
+            for (int m = 0; m < NAM; m++) {
+                fpl_plot_printf(p, "$a%d%d%d << EOD\n", d, c, m);
+                for (size_t j = 0; j < NAK; j++) {
+                    const am_stat_t *o = &st[AM_AT(d, m, k, j)];
+                    if (am_mean(o, d) > 0 && isfinite(am_max(o, d)))
+                        fpl_plot_printf(p, "%zu %.17g %.17g\n", am_K[j], am_max(o, d), am_mean(o, d));
+                }
+                fpl_plot_printf(p, "EOD\n");
+            }
+            fpl_plot_printf(p, "set title \"%s, e4m3 inputs: %s\"\n",
+                            d == DATA_UNIFORM ? "U[0,1)" : "N(0,1)",
+                            k == 4 ? "whole K in the tensor-core accumulator"
+                                   : "promoted to fp32 every 128 terms (DeepSeek-V3)");
+            fpl_plot_printf(p, "set xlabel %s\nset ylabel '%s'\n",
+                            d == 1 ? "'K (dot-product length)'" : "''",
+                            d == DATA_UNIFORM ? "relative error |ŝ - s| / |s|"
+                                              : "error |ŝ - s| / RMS(s)");
+            if (d == 0 && c == 0)
+                fpl_plot_printf(p, "set key at screen 0.5,0.005 center bottom horizontal maxrows 3 "
+                                   "box width 1 font ',9'\n");
+            else
+                fpl_plot_printf(p, "unset key\n");
+            fpl_plot_printf(p, "plot ");
+            for (int m = 0; m < NAM; m++)
+                fpl_plot_printf(p, "$a%d%d%d u 1:2 w lp ls %d title '%s: max', "
+                                   "$a%d%d%d u 1:3 w l ls %d dt 2 title 'mean', ",
+                                d, c, m, m + 1, am_label[m], d, c, m, m + 1);
+            fpl_plot_printf(p, "1e-3 w l lc rgb '#777777' dt 3 lw 1.5 title '0.1%%'");
+            if (k == 4)
+                fpl_plot_printf(p, ", '+' u (%d):(%g) every ::0::0 w p pt 3 ps 3.5 lw 2 lc rgb "
+                                   "'#000000' title 'DeepSeek-V3: ≈2%% max at K = 4096'",
+                                DEEPSEEK_K, DEEPSEEK_ERR);
+            fpl_plot_printf(p, "\n");
+        }
+    fpl_plot_printf(p, "unset multiplot\n");
+    fpa_render(A, p, "dot_accumulator", 12, 9);
+    fpl_plot_free(p);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     fpa_t A;
@@ -168,7 +344,15 @@ int main(int argc, char **argv)
     double *err = malloc(C * K * (size_t)reps * sizeof *err);
     double *rel = malloc(C * K * (size_t)reps * sizeof *rel);
     double ref_worst = 0;
-    if (!err || !rel) {
+    /* the accumulator study: signed error, exact sum and sum|x_i y_i| per
+     * (data, model, promotion, K, repetition) */
+    static fpl_policy_t apol[NAM][NPROM];
+    am_policies(apol);
+    size_t am_n = (size_t)NDATA * NAM * NPROM * NAK * (size_t)reps;
+    double *am_err = malloc(am_n * sizeof *am_err);
+    double *am_s = malloc((size_t)NDATA * NAK * (size_t)reps * sizeof *am_s);
+    double *am_abs = malloc((size_t)NDATA * NAK * (size_t)reps * sizeof *am_abs);
+    if (!err || !rel || !am_err || !am_s || !am_abs) {
         fprintf(stderr, "dot: out of memory\n");
         return 1;
     }
@@ -213,6 +397,23 @@ int main(int argc, char **argv)
                         rel[at] = isfinite(v) ? (s != 0 ? ae / fabs(s) : ae) : INFINITY;
                     }
                 }
+                if (i == AM_IN) /* e4m3: the tensor-core accumulator models */
+                    for (size_t j = 0; j < NAK; j++) {
+                        size_t n = am_K[j];
+                        double s, slo, absum = 0;
+                        ref_dot(x, y, n, &s, &slo);
+                        for (size_t t = 0; t < n; t++)
+                            absum += fabs(x[t] * y[t]);
+                        am_s[((size_t)d * NAK + j) * (size_t)reps + (size_t)r] = s;
+                        am_abs[((size_t)d * NAK + j) * (size_t)reps + (size_t)r] = absum;
+                        for (int m = 0; m < NAM; m++)
+                            for (int k = 0; k < NPROM; k++) {
+                                double v = fpl_dot(&apol[m][k], x, y, n, NULL);
+                                size_t at = ((((size_t)d * NAM + (size_t)m) * NPROM + (size_t)k) * NAK + j) *
+                                                (size_t)reps + (size_t)r;
+                                am_err[at] = isfinite(v) ? (v - s) - slo : INFINITY;
+                            }
+                    }
                 gsl_rng_free(g);
                 free(x);
                 free(y);
@@ -280,6 +481,9 @@ int main(int argc, char **argv)
     fpl_csv_row(rcsv, "max_reference_error_normalised,%.17g", ref_worst);
     fpl_csv_row(rcsv, "limit,%.17g", 0x1p-60);
     if (fpl_csv_close(csv) || fpl_csv_close(fcsv) || fpl_csv_close(rcsv))
+        return fpa_fail(&A, "cannot write results");
+    am_stat_t *ast = malloc(am_n / (size_t)reps * sizeof *ast);
+    if (!ast || am_report(&A, apol, am_err, am_s, am_abs, reps, ast))
         return fpa_fail(&A, "cannot write results");
 
     /* ---- figure 1: error against n, curated series ---------------------- */
@@ -442,6 +646,10 @@ int main(int argc, char **argv)
         return fpa_fail(&A, "cannot write verdicts");
     free(err);
     free(rel);
+    free(am_err);
+    free(am_s);
+    free(am_abs);
+    free(ast);
     free(S);
     free(R);
     free(F);

@@ -177,11 +177,11 @@ typedef struct {
  * (n >= 64, as the overall fit).  That run is split in two (at least four
  * points each) where a two-segment fit of log2(error) against log2(n) leaves less than a quarter
  * of the one-segment residual and the slopes differ by more than 0.4.  A
- * segment is "random-walk" when 0.25 <= b < 1 (independent rounding errors:
- * sqrt(n) under Higham & Mary's model, faster while the share of inexact
- * additions still grows), "correlated" when b >= 1 (errors of one sign add
- * up: the worst-case rate or faster), "flat" below 0.25 (zero-mean data,
- * stagnation). */
+ * segment is "correlated" when the 95% CI of its exponent b lies at or
+ * above 1 (errors of one sign add up: the worst-case rate or faster),
+ * else "random-walk" when b >= 0.25 (independent rounding errors: sqrt(n)
+ * under Higham & Mary's model, faster while the share of inexact additions
+ * still grows), else "flat" (zero-mean data, stagnation). */
 typedef struct {
     double n_nonzero; /* first n of the final run of non-zero medians (NaN: none) */
     int nseg;         /* fitted segments: 0, 1 or 2 */
@@ -189,9 +189,9 @@ typedef struct {
     double n_start[2], b[2], lo[2], hi[2], a[2];
 } regimes_t;
 
-static const char *regime_name(double b)
+static const char *regime_name(double b, double lo)
 {
-    return b >= 1 ? "correlated" : b >= 0.25 ? "random-walk" : "flat";
+    return lo >= 1 ? "correlated" : b >= 0.25 ? "random-walk" : "flat";
 }
 
 /* least-squares slope of ly on lx and the residual sum of squares */
@@ -351,7 +351,8 @@ static int am_report(fpa_t *A, fpl_policy_t apol[NAM][NPROM], const double *am_e
                     if (p->align_frac)
                         snprintf(acc, sizeof acc, "align:%d:%zu", p->align_frac, p->align_group);
                     else
-                        snprintf(acc, sizeof acc, "%s %s", p->acc.name, fpl_rmode_name(p->rnd));
+                        snprintf(acc, sizeof acc, "e%dm%d-%s", p->acc.ebits, p->acc.mbits,
+                                 fpl_rmode_name(p->rnd)); /* no commas in a CSV field */
                     double u = p->acc.unit_roundoff;
                     fpl_csv_row(csv, "%s,%s,%s,%d,%zu,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g",
                                 data_name[d], am_name[m], acc, am_prom[k], am_K[j], reps, u,
@@ -393,6 +394,11 @@ static int am_report(fpa_t *A, fpl_policy_t apol[NAM][NPROM], const double *am_e
                                    "box width 1 font ',9'\n");
             else
                 fpl_plot_printf(p, "unset key\n");
+            if (d == DATA_UNIFORM && k == 4)
+                fpl_plot_printf(p, "set label 1 'RTZ per addition and aligned-13 coincide on "
+                                   "positive data' at graph 0.03, graph 0.95 font ',9'\n");
+            else
+                fpl_plot_printf(p, "unset label 1\n");
             fpl_plot_printf(p, "plot ");
             for (int m = 0; m < NAM; m++)
                 fpl_plot_printf(p, "$a%d%d%d u 1:2 w lp ls %d title '%s: max', "
@@ -566,7 +572,7 @@ int main(int argc, char **argv)
         char reg[2][160];
         for (int g = 0; g < 2; g++)
             if (g < G[c].nseg)
-                snprintf(reg[g], sizeof reg[g], "%s,%.17g,%.17g,%.17g,%.17g", regime_name(G[c].b[g]),
+                snprintf(reg[g], sizeof reg[g], "%s,%.17g,%.17g,%.17g,%.17g", regime_name(G[c].b[g], G[c].lo[g]),
                          G[c].n_start[g], G[c].b[g], G[c].lo[g], G[c].hi[g]);
             else
                 snprintf(reg[g], sizeof reg[g], "none,nan,nan,nan,nan");
@@ -798,7 +804,7 @@ int main(int argc, char **argv)
             exact_lo = fmin(exact_lo, G[c].n_nonzero);
             exact_hi = fmax(exact_hi, G[c].n_nonzero);
         }
-        if (G[c].nseg == 2 && G[c].b[1] >= 1) {
+        if (G[c].nseg == 2 && G[c].lo[1] >= 1) {
             ncorr++;
             /* the example quoted: an 8-bit input into fp32 if there is one */
             if (!isfinite(corr_b) || (cfg[c].acc == ACC_FP32 && G[c].n_nonzero > ns[0])) {
@@ -861,7 +867,7 @@ int main(int argc, char **argv)
                 "grow like sqrt(n) (exponent 0.3-0.7; bf16 inputs, fp32 accumulator, RN: %.2f), "
                 "%d faster (steepest %.2f: %s), %d flatter; %d are exact (median error 0) up to "
                 "n = %.0f-%.0f (8-bit products and short sums are exact in fp32) and %d bend into "
-                "a correlated regime (exponent >= 1; e.g. %s from n = %.0f, exponent %.2f: a "
+                "a correlated regime (exponent CI >= 1; e.g. %s from n = %.0f, exponent %.2f: a "
                 "stagnating sum or one whose ulp passes the coarse product grid makes rounding "
                 "errors share a sign) -- a transient, not a growth law: no measured error "
                 "exceeds gamma_n (largest error/gamma_n %.2g); zero-mean data: %d/%d flat "

@@ -318,6 +318,21 @@ static void test_accum_random_vs_reference(void **state)
     }
 }
 
+/* LayerNorm statistics accumulate in norm=, not in the matmul accumulator:
+ * acc=align must not leak into them. */
+static void test_accum_not_in_norm_statistics(void **state)
+{
+    (void)state;
+    double x[300], y1[300], y2[300];
+    for (int i = 0; i < 300; i++)
+        x[i] = 1000 + (double)(i % 17) * 0.37; /* a large mean: truncation would show */
+    fpl_policy_t a = pol("a=fp32,acc=align:5,norm=fp32"), b = pol("a=fp32,acc=fp32,norm=fp32");
+    fpl_layernorm(&a, x, y1, 300, 1e-5, NULL);
+    fpl_layernorm(&b, x, y2, 300, 1e-5, NULL);
+    for (int i = 0; i < 300; i++)
+        expect(y1[i], y2[i], "layernorm under acc=align");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_accum_wide_is_exact),
         cmocka_unit_test(test_accum_exhaustive_small),
         cmocka_unit_test(test_accum_random_vs_reference),
+        cmocka_unit_test(test_accum_not_in_norm_statistics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -868,8 +868,9 @@ int main(int argc, char **argv)
                 "%d faster (steepest %.2f: %s), %d flatter; %d are exact (median error 0) up to "
                 "n = %.0f-%.0f (8-bit products and short sums are exact in fp32) and %d bend into "
                 "a correlated regime (exponent CI >= 1; e.g. %s from n = %.0f, exponent %.2f: a "
-                "stagnating sum or one whose ulp passes the coarse product grid makes rounding "
-                "errors share a sign) -- a transient, not a growth law: no measured error "
+                "stagnating sum, or a partial sum whose ulp outgrows the smallest products, which "
+                "it absorbs, gives rounding errors one sign) -- a transient, not a growth law: no "
+                "measured error "
                 "exceeds gamma_n (largest error/gamma_n %.2g); zero-mean data: %d/%d flat "
                 "(|exponent| < 0.3); FP8 tensor-core accumulator at K = 4096 without promotion, "
                 "U[0,1) e4m3 max/mean: %s; DeepSeek-V3's ~2%% is reproduced by %s",

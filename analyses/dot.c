@@ -423,9 +423,11 @@ int main(int argc, char **argv)
     int st = fpa_init(&A, "dot",
                       "T1: forward error of length-n dot products against n, for each input\n"
                       "format, accumulator (same format, binary32, 14-bit blocked), order and\n"
-                      "rounding mode, on positive and on zero-mean data.  Writes data/dot.csv,\n"
-                      "data/dot_fit.csv, data/dot_reference.csv, plots/dot.png|pdf,\n"
-                      "plots/dot_exponents.png|pdf, and prints verdict lines.",
+                      "rounding mode, on positive and on zero-mean data; and models of the FP8\n"
+                      "tensor-core accumulator (RN, RTZ, aligned-truncating) against DeepSeek-V3's\n"
+                      "reported 2%.  Writes data/dot.csv, data/dot_fit.csv, data/dot_reference.csv,\n"
+                      "data/dot_accumulator.csv, plots/dot.png|pdf, plots/dot_exponents.png|pdf,\n"
+                      "plots/dot_accumulator.png|pdf, and prints verdict lines.",
                       argc, argv);
     if (st)
         return st - 1;

@@ -99,6 +99,7 @@ static void test_analyses_dot_thread_independent(void **state)
 {
     (void)state;
     const char *files[] = {"dot.csv",          "dot_fit.csv",           "dot_verdicts.csv",
+                           "dot_accumulator.csv",
                            "dot_reference.csv", "residual.csv",         "residual_verdicts.csv",
                            "layernorm.csv",     "layernorm_stats.csv",  "layernorm_verdicts.csv",
                            "granularity.csv",   "granularity_groups.csv", "granularity_verdicts.csv"};
@@ -206,11 +207,138 @@ static void test_analyses_dot_exponents(void **state)
     assert_true(b > 0.7);
 }
 
+/* Products of two e4m3 values are multiples of 2^-18 and below 1; binary32
+ * holds every multiple of 2^-18 below 2^6 exactly, so a sequential fp32 sum
+ * of at most 64 U[0,1) e4m3 products is exact: error 0, not a power law.
+ * dot_fit.csv must start the fit after that exact regime. */
+static void test_analyses_dot_exact_regime(void **state)
+{
+    (void)state;
+    static row_t rows[4096];
+    size_t n = read_rows(rows, 4096), checked = 0;
+    for (size_t i = 0; i < n; i++) {
+        row_t *r = &rows[i];
+        if (!strcmp(r->data, "uniform") && !strcmp(r->input, "e4m3") && !strcmp(r->acc, "fp32") &&
+            !strcmp(r->order, "seq") && r->n <= 64) {
+            if (r->max_err != 0)
+                fail_msg("e4m3 into fp32, n = %g, %s: error %g, expected exactly 0", r->n, r->rnd,
+                         r->max_err);
+            checked++;
+        }
+    }
+    assert_true(checked >= 8);
+    char path[256];
+    snprintf(path, sizeof path, "%s/data/dot_fit.csv", dir1);
+    char *txt = slurp(path), *save = NULL;
+    int found = 0;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "uniform,e4m3,fp32,seq,", 22))
+            continue;
+        /* ...,rel_exponent_hi,n_nonzero,regime1,n1,b1,... */
+        char *f[24];
+        int k = 0;
+        for (char *c = line; k < 24 && c; c = strchr(c, ',') ? strchr(c, ',') + 1 : NULL)
+            f[k++] = c;
+        assert_true(k >= 14);
+        double nz = strtod(f[11], NULL), n1 = strtod(f[13], NULL);
+        if (!(nz > 64))
+            fail_msg("e4m3 into fp32: non-zero error from n = %g, but n <= 64 is exact", nz);
+        assert_true(n1 == nz); /* the first fitted regime starts where the error does */
+        assert_true(!strncmp(f[12], "random-walk", 11) || !strncmp(f[12], "correlated", 10));
+        found++;
+    }
+    free(txt);
+    assert_int_equal(found, 2); /* RN and SR */
+}
+
+typedef struct {
+    char data[16], model[16];
+    int promote;
+    double K, u, max_rel, mean_rel, max_signed, max_err;
+} acc_row_t;
+
+static size_t read_acc_rows(acc_row_t *rows, size_t cap)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/data/dot_accumulator.csv", dir1);
+    char *txt = slurp(path), *save = NULL;
+    size_t k = 0;
+    for (char *line = strtok_r(txt, "\n", &save); line && k < cap; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || !strncmp(line, "data,", 5))
+            continue;
+        acc_row_t *r = &rows[k];
+        int reps;
+        double mr, mm;
+        char acc[32];
+        if (sscanf(line, "%15[^,],%15[^,],%31[^,],%d,%lf,%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf", r->data,
+                   r->model, acc, &r->promote, &r->K, &reps, &r->u, &r->max_rel, &r->mean_rel, &mr,
+                   &mm, &r->max_signed, &r->max_err) != 13)
+            fail_msg("bad row: %s", line);
+        k++;
+    }
+    free(txt);
+    return k;
+}
+
+static const acc_row_t *acc_find(const acc_row_t *rows, size_t n, const char *data,
+                                 const char *model, int promote, double K)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].data, data) && !strcmp(rows[i].model, model) &&
+            rows[i].promote == promote && rows[i].K == K)
+            return &rows[i];
+    fail_msg("no row %s %s %d %g", data, model, promote, K);
+    return NULL;
+}
+
+/* The tensor-core accumulator study against what theory says of it. */
+static void test_analyses_dot_accumulator(void **state)
+{
+    (void)state;
+    static acc_row_t rows[1024];
+    size_t n = read_acc_rows(rows, 1024);
+    /* 2 data x 5 models x 5 promotions x 7 lengths */
+    assert_int_equal(n, 350);
+    for (size_t i = 0; i < n; i++) {
+        const acc_row_t *r = &rows[i];
+        /* rounding every addition: |error| <= gamma_K sum|x_i y_i| with u for
+         * RN and 2u for truncation (Higham, ASNA 2002, §4.2) */
+        double u = !strcmp(r->model, "rne14") ? r->u : 2 * r->u, nu = r->K * u;
+        if ((!strcmp(r->model, "rne14") || !strcmp(r->model, "rtz14")) && nu < 1 &&
+            r->max_err > nu / (1 - nu))
+            fail_msg("%s %s every %d, K = %g: error %g above gamma_K", r->data, r->model,
+                     r->promote, r->K, r->max_err);
+        /* truncating positive numbers never rounds up: s^ <= s */
+        if (!strcmp(r->data, "uniform") && r->promote == 0 && strcmp(r->model, "rne14") &&
+            r->max_signed > 0)
+            fail_msg("%s without promotion, K = %g: s^ > s on positive data", r->model, r->K);
+    }
+    const double Ks[] = {256, 1024, 4096, 16384};
+    for (int k = 0; k < 4; k++) {
+        /* the truncation quantum follows the partial sum, so a longer block
+         * loses more: promotion every 32 < 64 < 128 < 256 < never */
+        const int prom[] = {32, 64, 128, 256, 0};
+        for (int j = 0; j + 1 < 5; j++)
+            if (prom[j] < Ks[k] && (prom[j + 1] == 0 || prom[j + 1] <= Ks[k])) {
+                double a = acc_find(rows, n, "uniform", "align13", prom[j], Ks[k])->mean_rel;
+                double b = acc_find(rows, n, "uniform", "align13", prom[j + 1], Ks[k])->mean_rel;
+                if (!(a < b))
+                    fail_msg("align13, K = %g: promotion every %d (%g) not below %d (%g)", Ks[k],
+                             prom[j], a, prom[j + 1], b);
+            }
+        /* one more fraction bit halves the quantum: align15 < align14 < align13 */
+        double e13 = acc_find(rows, n, "uniform", "align13", 0, Ks[k])->mean_rel;
+        double e14 = acc_find(rows, n, "uniform", "align14", 0, Ks[k])->mean_rel;
+        double e15 = acc_find(rows, n, "uniform", "align15", 0, Ks[k])->mean_rel;
+        assert_true(e15 < e14 && e14 < e13);
+    }
+}
+
 static void test_analyses_dot_verdicts(void **state)
 {
     (void)state;
-    const char *ids[] = {"verdict T1 ", "verdict T1-decay "};
-    for (int i = 0; i < 2; i++) {
+    const char *ids[] = {"verdict T1 ", "verdict T1-decay ", "verdict T1-acc "};
+    for (int i = 0; i < 3; i++) {
         char *v = strstr(out1, ids[i]);
         if (!v)
             fail_msg("no '%s' line in:\n%s", ids[i], out1);
@@ -221,6 +349,8 @@ static void test_analyses_dot_verdicts(void **state)
     /* with zero-mean data flat and recursive sums never decaying, the
      * "decays like 1/sqrt(d)" version must be refuted */
     assert_non_null(strstr(out1, "verdict T1-decay refuted "));
+    /* T1 names the accumulator model behind DeepSeek-V3's figure */
+    assert_non_null(strstr(out1, "DeepSeek-V3's ~2% is reproduced by "));
 }
 
 /* fplab run finds the program and gives the same data. */
@@ -418,6 +548,8 @@ int main(void)
         cmocka_unit_test(test_analyses_dot_thread_independent),
         cmocka_unit_test(test_analyses_dot_errors_below_gamma),
         cmocka_unit_test(test_analyses_dot_exponents),
+        cmocka_unit_test(test_analyses_dot_exact_regime),
+        cmocka_unit_test(test_analyses_dot_accumulator),
         cmocka_unit_test(test_analyses_dot_verdicts),
         cmocka_unit_test(test_analyses_fplab_run),
         cmocka_unit_test(test_analyses_residual_accumulation),

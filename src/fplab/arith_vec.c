@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "acc_align.h"
 #include "arith.h"
 #include "arith_simd.h"
 #include "error.h"
@@ -317,6 +318,8 @@ double fpl_dot(const fpl_policy_t *p, const double *x, const double *y, size_t n
         }
         return s + c;
     }
+    if (p->align_frac) /* acc=align:F:G, the tensor-core model (acc_align.c) */
+        return fpl__dot_align(p, x, y, n, sr);
     reduce_t R;
     rounder_init(&R.acc, &p->acc, p->rnd);
     rounder_init(&R.prod, &p->prod, p->rnd);
@@ -372,7 +375,7 @@ static int matmul_fast(const fpl_policy_t *p, const double *A, const double *B, 
         return -1;
     if (p->exact) /* the compensated dot product, not rounded */
         return fpl__matmul_dot2(A, B, C, m, k, n);
-    if (p->order != FPL_ORDER_SEQ || !p->prod_exact || (p->rnd != FPL_RNE && p->rnd != FPL_RTZ))
+    if (p->align_frac || p->order != FPL_ORDER_SEQ || !p->prod_exact || (p->rnd != FPL_RNE && p->rnd != FPL_RTZ))
         return -1;
     rounder_t r;
     rounder_init(&r, &p->acc, p->rnd);

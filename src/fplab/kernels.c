@@ -11,6 +11,7 @@ static fpl_policy_t stats_policy(const fpl_policy_t *p)
 {
     fpl_policy_t q = *p;
     q.a = q.acc = q.out = p->norm;
+    q.align_frac = 0; /* statistics accumulate in p->norm, never in acc=align */
     q.prod_exact = 1;
     return q;
 }

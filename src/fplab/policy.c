@@ -14,8 +14,13 @@ static void set_text(fpl_policy_t *p)
         snprintf(ord, sizeof ord, "blocked:%zu", p->block);
     else
         snprintf(ord, sizeof ord, "%s", p->order == FPL_ORDER_SEQ ? "seq" : "pairwise");
+    char acc[80];
+    if (p->align_frac)
+        snprintf(acc, sizeof acc, "align:%d:%zu", p->align_frac, p->align_group);
+    else
+        snprintf(acc, sizeof acc, "%s", p->acc.name);
     snprintf(p->text, sizeof p->text, "w=%s,a=%s,prod=%s,acc=%s,norm=%s,out=%s,rnd=%s,order=%s%s%s",
-             p->w.name, p->a.name, p->prod_exact ? "exact" : p->prod.name, p->acc.name,
+             p->w.name, p->a.name, p->prod_exact ? "exact" : p->prod.name, acc,
              p->norm.name, p->out.name, fpl_rmode_name(p->rnd), ord,
              p->order == FPL_ORDER_BLOCKED ? ",promote=" : "",
              p->order == FPL_ORDER_BLOCKED ? p->promote.name : "");
@@ -42,6 +47,31 @@ static int reduction_format_ok(const fpl_format_t *f, fpl_rmode_t rnd, const cha
      * spare bits (Boldo & Melquiond, IEEE TC 2008) */
     if (f->mbits > 50 && rnd != FPL_RNE)
         return fpl__fail(FPL_EINVAL, "policy: %s=%s supports only rnd=rne", role, f->name);
+    return FPL_OK;
+}
+
+/* "align:F" or "align:F:G" (acc=): the aligned-truncating accumulator */
+static int parse_align(const char *val, fpl_policy_t *p)
+{
+    char *e;
+    long F = strtol(val + 6, &e, 10), G = 32;
+    if (e != val + 6 && *e == ':') {
+        const char *g = e + 1;
+        G = strtol(g, &e, 10);
+        if (e == g)
+            G = 0;
+    }
+    if (e == val + 6 || *e || F < 1 || F > 30 || G < 1 || G > 1024)
+        return fpl__fail(FPL_EINVAL,
+                         "policy: bad accumulator '%s' (expected align:F or align:F:G with "
+                         "1 <= F <= 30 fraction bits and 1 <= G <= 1024 products per slice)",
+                         val);
+    char name[32];
+    snprintf(name, sizeof name, "fp:e=8,m=%ld", F);
+    if (fpl_format_parse(name, &p->acc))
+        return fpl__fail(FPL_EINVAL, "policy: %s", fpl_last_error());
+    p->align_frac = (int)F;
+    p->align_group = (size_t)G;
     return FPL_OK;
 }
 
@@ -130,7 +160,17 @@ int fpl_policy_parse(const char *spec, fpl_policy_t *p)
                 p->prod_exact = 1;
                 break;
             }
-            /* fall through */
+            goto format;
+        case 3:
+            if (!strncmp(val, "align:", 6)) {
+                st = parse_align(val, p);
+                if (st)
+                    return st;
+                break;
+            }
+            p->align_frac = 0;
+            goto format;
+        format:
         default:
             if (fpl_format_parse(val, &f))
                 return fpl__fail(FPL_EINVAL, "policy: %s=%s: %s", keys[key], val,
@@ -158,6 +198,9 @@ int fpl_policy_parse(const char *spec, fpl_policy_t *p)
     int st = reduction_format_ok(&p->acc, p->rnd, "acc");
     if (!st)
         st = reduction_format_ok(&p->norm, p->rnd, "norm");
+    if (!st && p->align_frac && p->order == FPL_ORDER_PAIRWISE)
+        st = fpl__fail(FPL_EINVAL, "policy: acc=align works with order=seq or blocked:K, "
+                                   "not pairwise");
     if (!st && p->order == FPL_ORDER_BLOCKED)
         st = reduction_format_ok(&p->promote, p->rnd, "promote");
     if (!st && !p->prod_exact)

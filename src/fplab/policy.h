@@ -18,12 +18,36 @@ typedef enum {
 
 /* A mixed-precision recipe.  Text spelling (fpl_policy_parse), keys in any
  * order, all optional:
- *   w=FMT a=FMT prod=exact|FMT acc=FMT norm=FMT out=FMT rnd=MODE
+ *   w=FMT a=FMT prod=exact|FMT acc=FMT|align:F[:G] norm=FMT out=FMT rnd=MODE
  *   order=seq|pairwise|blocked:K promote=FMT
  * e.g. "w=e4m3,a=bf16,acc=fp32,norm=fp32,rnd=rne".  Defaults: a=fp32, w=a,
  * prod=exact, acc=fp32, norm=fp32, out=a, rnd=rne, order=seq, promote=fp32.
  * An integer weight format (w=int8) means weights quantized per output row
- * with an absmax scale and used dequantized (weight-only quantization). */
+ * with an absmax scale and used dequantized (weight-only quantization).
+ *
+ * acc=FMT: every addition of a reduction is the exact sum rounded once to FMT
+ * in mode rnd.
+ *
+ * acc=align:F[:G] (1 <= F <= 30, 1 <= G <= 1024, G = 32 by default) models
+ * the fixed-point accumulator of an FP8 tensor core (Hopper: align:13:32).
+ * The products of a reduction are taken G at a time (the MMA's k-slice); the
+ * partial sum carried from the previous slice of the same block joins them
+ * as one more addend.  Every addend of a slice is aligned to the largest
+ * exponent E among them (E = floor(log2 |a|), at least -126) and truncated
+ * toward zero, by magnitude, to a multiple of 2^(E-F); the truncated addends
+ * are added exactly; the sum is renormalised and truncated toward zero to
+ * F+1 significant bits.  The partial sum is therefore a value of
+ * fp:e=8,m=F (p->acc is set to that format), the register never rounds to
+ * nearest, whatever rnd says, and small addends vanish entirely when they
+ * lie below 2^(E-F).  An exact zero slice sum is -0 only if every addend
+ * is negative or -0.  A slice holding NaN, or +inf and -inf, gives NaN; one
+ * holding an infinity gives it; a sum beyond (2-2^-F)*2^127 gives +-inf.
+ * With order=seq the whole reduction runs in the aligned accumulator (no
+ * promotion); with order=blocked:K each block of K terms starts from an
+ * empty accumulator, is split into slices of G (the last one shorter when
+ * G does not divide K), and its result is added into `promote` in mode rnd,
+ * as DeepSeek-V3 does with K = 128 (arXiv 2412.19437, §3.3).  order=pairwise
+ * is refused.  rnd also rounds the products when prod=FMT. */
 typedef struct {
     fpl_format_t w;       /* weights */
     fpl_format_t a;       /* activations: inputs of layers, elementwise results */
@@ -36,6 +60,8 @@ typedef struct {
     fpl_order_t order;    /* summation order */
     size_t block;         /* K of blocked order */
     fpl_format_t promote; /* format the blocked partial sums are added into */
+    int align_frac;       /* F of acc=align:F:G; 0 for a rounding accumulator */
+    size_t align_group;   /* G of acc=align:F:G: products per k-slice */
     int exact;            /* 1 for the reference policy: nothing is rounded */
     char text[640];       /* canonical spelling */
 } fpl_policy_t;

@@ -419,6 +419,26 @@ static void test_analyses_residual_exponents(void **state)
     assert_non_null(strstr(out_res, "verdict T2 refuted "));
 }
 
+/* The residual model stores float weights with a per-tensor power-of-two
+ * scale: max|W| = 0.0145 gives 2^-14 (0.0145 / 448 lies in [2^-15, 2^-14)),
+ * and each weight is 2^-14 round_e4m3(W 2^14), worked out by hand:
+ * 237.568 -> 240 (spacing 16 in [128, 256)), 163.84 -> 160, 49.152 -> 48
+ * (spacing 4 in [32, 64)), 0.16384 -> 0.15625 (spacing 2^-6 in [1/8, 1/4)). */
+static void test_analyses_residual_weight_storage(void **state)
+{
+    (void)state;
+    fpl_policy_t p;
+    assert_int_equal(fpl_policy_parse("w=e4m3,a=e4m3", &p), 0);
+    double W[4] = {-0.0145, 0.01, 0.003, 1e-5}, Wq[4];
+    fpl_resstack_store(&p, W, Wq, 2, 2);
+    const double want[4] = {-240, 160, 48, 0.15625};
+    for (int i = 0; i < 4; i++)
+        if (Wq[i] != ldexp(want[i], -14))
+            fail_msg("weight %d: %a, want %a", i, Wq[i], ldexp(want[i], -14));
+    /* unscaled e4m3 would flush the last two to the subnormal grid (2^-9) */
+    assert_true(fpl_round(&p.w, W[3], FPL_RNE, NULL) == 0);
+}
+
 /* T3: LayerNorm is invariant to a common scale and shift of its input
  * (exactly, but for its epsilon); a random perturbation passes at about
  * its own size. */
@@ -549,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_analyses_residual_signal),
         cmocka_unit_test(test_analyses_residual_stream),
         cmocka_unit_test(test_analyses_residual_exponents),
+        cmocka_unit_test(test_analyses_residual_weight_storage),
         cmocka_unit_test(test_analyses_layernorm_invariance),
         cmocka_unit_test(test_analyses_without_gnuplot),
         cmocka_unit_test(test_analyses_granularity_bounds),

@@ -42,8 +42,7 @@ static double mp_block_error(const fpl_resstack_t *c, const double *W1, const do
                              const double *x, const double *y)
 {
     size_t d = c->d, h = c->hidden, n = c->tokens * d;
-    mpfr_t *X = fpa_mp_alloc(d), *U = fpa_mp_alloc(d), *H = fpa_mp_alloc(h),
-           *Y = fpa_mp_alloc(n);
+    mpfr_t *X = fpa_mp_alloc(d), *U = fpa_mp_alloc(d), *H = fpa_mp_alloc(h), *Y = fpa_mp_alloc(n);
     mpfr_t t, s;
     mpfr_inits2(FPA_MP_PREC, t, s, (mpfr_ptr)0);
     for (size_t tok = 0; tok < c->tokens; tok++) {
@@ -160,12 +159,12 @@ typedef struct {
 } lsum_t;
 
 typedef struct {
-    double b, b_lo, b_hi, b_sd;      /* exponent of rel error vs layer: mean, t-interval over seeds */
-    double ba, ba_lo, ba_hi;         /* the same for the arithmetic-only error */
-    size_t fitted;                   /* seeds with a finite fit */
-    int first_nonfinite;             /* first layer with a non-finite value, any seed (0: none) */
-    double amp;                      /* median amplification over layers 2..L and seeds */
-    double abs_growth, rms_growth;   /* per-layer factor over the second half (medians) */
+    double b, b_lo, b_hi, b_sd;    /* exponent of rel error vs layer: mean, t-interval over seeds */
+    double ba, ba_lo, ba_hi;       /* the same for the arithmetic-only error */
+    size_t fitted;                 /* seeds with a finite fit */
+    int first_nonfinite;           /* first layer with a non-finite value, any seed (0: none) */
+    double amp;                    /* median amplification over layers 2..L and seeds */
+    double abs_growth, rms_growth; /* per-layer factor over the second half (medians) */
 } fit_t;
 
 static void interval(const double *b, size_t n, double *mean, double *lo, double *hi, double *sd,
@@ -195,17 +194,17 @@ static void interval(const double *b, size_t n, double *mean, double *lo, double
 int main(int argc, char **argv)
 {
     fpa_t A;
-    int st = fpa_init(
-        &A, "residual",
-        "T2: error of residual stacks x <- x + g f(N(x)) (f a GELU MLP) with pre-LN,\n"
-        "post-LN, pre-RMSNorm and no normalisation, for residual gains g = 1/sqrt(2L),\n"
-        "L^(-1/4) and 1, under bf16, fp16, e4m3 and int8-weight policies, with the\n"
-        "residual stream in the policy's format or in fp32, and an exact control.\n"
-        "Per layer: error against the original model and against the same stored\n"
-        "weights in exact arithmetic, absolute error, signal rms, introduced and\n"
-        "inherited error, amplification; growth exponents with intervals over seeds.\n"
-        "Writes data/residual*.csv, plots/residual*.png|pdf, verdicts.",
-        argc, argv);
+    int st =
+        fpa_init(&A, "residual",
+                 "T2: error of residual stacks x <- x + g f(N(x)) (f a GELU MLP) with pre-LN,\n"
+                 "post-LN, pre-RMSNorm and no normalisation, for residual gains g = 1/sqrt(2L),\n"
+                 "L^(-1/4) and 1, under bf16, fp16, e4m3 and int8-weight policies, with the\n"
+                 "residual stream in the policy's format or in fp32, and an exact control.\n"
+                 "Per layer: error against the original model and against the same stored\n"
+                 "weights in exact arithmetic, absolute error, signal rms, introduced and\n"
+                 "inherited error, amplification; growth exponents with intervals over seeds.\n"
+                 "Writes data/residual*.csv, plots/residual*.png|pdf, verdicts.",
+                 argc, argv);
     if (st)
         return st - 1;
     const size_t d = A.quick ? 32 : 128, T = 2, L = A.quick ? 16 : 96;
@@ -231,8 +230,12 @@ int main(int argc, char **argv)
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t u = 0; u < units; u++) {
         size_t v = u / (NGAIN * S), gi = u / S % NGAIN, s = u % S;
-        fpl_resstack_t c = {.variant = (fpl_res_variant_t)v, .d = d, .hidden = 4 * d,
-                            .tokens = T, .depth = L, .gain = gains[gi]};
+        fpl_resstack_t c = {.variant = (fpl_res_variant_t)v,
+                            .d = d,
+                            .hidden = 4 * d,
+                            .tokens = T,
+                            .depth = L,
+                            .gain = gains[gi]};
         /* the model and its input depend on (gain, seed) only: every variant
          * and policy sees the same weights and data */
         gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
@@ -269,9 +272,9 @@ int main(int argc, char **argv)
     lsum_t *LS = calloc(NVAR * NPOL * NGAIN * L, sizeof *LS);
     fit_t *F = calloc(NVAR * NPOL * NGAIN, sizeof *F);
     double *tmp = malloc(S * L * sizeof *tmp), *tmp2 = malloc(S * L * sizeof *tmp2);
-#define RP(v, gi, s, k, l) (&R[((((v) * NGAIN + (gi)) * S + (s)) * NPOL + (k)) * L + (l)])
-#define LSUM(v, k, gi, l) (&LS[(((v) * NPOL + (k)) * NGAIN + (gi)) * L + (l)])
-#define FIT(v, k, gi) (&F[((v) * NPOL + (k)) * NGAIN + (gi)])
+#define RP(v, gi, s, k, l) (&R[((((v)*NGAIN + (gi)) * S + (s)) * NPOL + (k)) * L + (l)])
+#define LSUM(v, k, gi, l)  (&LS[(((v)*NPOL + (k)) * NGAIN + (gi)) * L + (l)])
+#define FIT(v, k, gi)      (&F[((v)*NPOL + (k)) * NGAIN + (gi)])
     for (size_t v = 0; v < NVAR; v++)
         for (size_t k = 0; k < NPOL; k++)
             for (size_t gi = 0; gi < NGAIN; gi++) {
@@ -284,13 +287,14 @@ int main(int argc, char **argv)
                     for (int m = 0; m < NM; m++) {
                         for (size_t s = 0; s < S; s++) {
                             const fpl_resstack_report_t *q = RP(v, gi, s, k, l);
-                            double val[NM] = {q->rel, q->abs, q->arith_rel, q->introduced,
-                                              q->inherited, q->amplification, q->weights_rel,
-                                              q->signal_rms, q->out_rms, q->finite};
+                            double val[NM] = {q->rel,         q->abs,        q->arith_rel,
+                                              q->introduced,  q->inherited,  q->amplification,
+                                              q->weights_rel, q->signal_rms, q->out_rms,
+                                              q->finite};
                             x[s] = val[m];
                         }
-                        double *dst[NM] = {&o->rel, &o->abs, &o->arith, &o->intro, &o->inher,
-                                           &o->amp, &o->wrel, &o->rms, &o->orms, NULL};
+                        double *dst[NM] = {&o->rel, &o->abs,  &o->arith, &o->intro, &o->inher,
+                                           &o->amp, &o->wrel, &o->rms,   &o->orms,  NULL};
                         if (m == M_REL)
                             med(x, S, 1, 1, &o->rel, &o->rel10, &o->rel90);
                         else if (dst[m])
@@ -381,20 +385,22 @@ int main(int argc, char **argv)
             for (size_t gi = 0; gi < NGAIN; gi++) {
                 for (size_t l = 0; l < L; l++) {
                     const lsum_t *o = LSUM(v, k, gi, l);
-                    fpl_csv_row(csv, "%s,%s,%s,%.17g,%zu,%zu,%zu,%zu,%zu,%.17g,%.17g,%.17g,%.17g,"
-                                     "%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d",
+                    fpl_csv_row(csv,
+                                "%s,%s,%s,%.17g,%zu,%zu,%zu,%zu,%zu,%.17g,%.17g,%.17g,%.17g,"
+                                "%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d",
                                 var_name[v], policies[k].name, gain_name[gi], gains[gi], l + 1, d,
                                 4 * d, T, S, o->rel, o->rel10, o->rel90, o->abs, o->arith, o->wrel,
                                 o->intro, o->inher, o->amp, o->rms, o->orms, o->nonfinite);
                 }
                 const fit_t *f = FIT(v, k, gi);
                 const lsum_t *o = LSUM(v, k, gi, L - 1);
-                fpl_csv_row(fc, "%s,%s,%s,%.17g,%zu,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
-                                "%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d",
+                fpl_csv_row(fc,
+                            "%s,%s,%s,%.17g,%zu,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
+                            "%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d",
                             var_name[v], policies[k].name, gain_name[gi], gains[gi], fit_from,
                             f->fitted, f->b, f->b_lo, f->b_hi, f->b_sd, f->ba, f->ba_lo, f->ba_hi,
-                            o->rel, o->arith, o->abs, o->wrel, o->rms, f->abs_growth,
-                            f->rms_growth, f->amp, f->first_nonfinite);
+                            o->rel, o->arith, o->abs, o->wrel, o->rms, f->abs_growth, f->rms_growth,
+                            f->amp, f->first_nonfinite);
             }
     /* the reference must be 1000x more accurate than the smallest error it
      * measures: the first block's introduced error, any variant, policy, gain */
@@ -420,9 +426,11 @@ int main(int argc, char **argv)
     if (fpl_csv_close(csv) || fpl_csv_close(fc) || fpl_csv_close(rc))
         return fpa_fail(&A, "cannot write results");
     if (!(ref_worst * 1000 <= smallest) || exact_max != 0) {
-        fprintf(stderr, "residual: the reference's own error %.3g is not 1000x below the smallest "
-                        "measured error %.3g, or the exact control is not exact (%.3g); refusing "
-                        "to report\n", ref_worst, smallest, exact_max);
+        fprintf(stderr,
+                "residual: the reference's own error %.3g is not 1000x below the smallest "
+                "measured error %.3g, or the exact control is not exact (%.3g); refusing "
+                "to report\n",
+                ref_worst, smallest, exact_max);
         return 1;
     }
 
@@ -431,8 +439,10 @@ int main(int argc, char **argv)
     fpl_format_parse("fp16", &f16);
     fpl_format_parse("e4m3", &e43);
     fpl_plot_t *p = fpl_plot_new();
-    fpl_plot_printf(p, "set multiplot layout 2,3 margins 0.07,0.98,0.15,0.93 spacing 0.06,0.1\n"
-                       "set logscale xy\nset format y '10^{%%T}'\nset xrange [1:%zu]\n", L);
+    fpl_plot_printf(p,
+                    "set multiplot layout 2,3 margins 0.07,0.98,0.15,0.93 spacing 0.06,0.1\n"
+                    "set logscale xy\nset format y '10^{%%T}'\nset xrange [1:%zu]\n",
+                    L);
     for (int row = 0; row < 2; row++)
         for (size_t gi = 0; gi < NGAIN; gi++) {
             for (size_t v = 0; v < NVAR; v++)
@@ -450,45 +460,53 @@ int main(int argc, char **argv)
                     fpl_plot_printf(p, "EOD\n");
                 }
             if (row == 0)
-                fpl_plot_printf(p, "set title 'g = %s'\nunset xlabel\nset logscale x\n"
-                                   "set format x '%%g'\n",
-                                gi == 0 ? "1/√(2L): damped as in GPT-2"
+                fpl_plot_printf(p,
+                                "set title 'g = %s'\nunset xlabel\nset logscale x\n"
+                                "set format x '%%g'\nset xtics (1, 3, 10, 30, %zu)\n",
+                                gi == 0   ? "1/√(2L): damped as in GPT-2"
                                 : gi == 1 ? "L^{-1/4}: in between"
-                                          : "1: undamped branches");
+                                          : "1: undamped branches",
+                                L);
             else
-                fpl_plot_printf(p, "unset title\nset xlabel 'layer l'\nunset logscale x\n");
+                fpl_plot_printf(p, "unset title\nset xlabel 'layer l'\nunset logscale x\n"
+                                   "set xtics autofreq\n");
             if (row == 0) {
                 /* random walk guide through pre-LN bf16 at layer L */
                 double c0 = LSUM(FPL_RES_PRELN, P_BF16, gi, L - 1)->rel / sqrt((double)L);
-                fpl_plot_printf(p, "unset key\nset ylabel '%s'\nset yrange [1e-4:0.2]\nunset label\nunset arrow\n",
-                                gi == 0 ? "relative error ‖ỹ - y‖/‖y‖" : "");
+                fpl_plot_printf(
+                    p,
+                    "unset key\nset ylabel '%s'\nset yrange [1e-4:0.2]\nunset label\nunset arrow\n",
+                    gi == 0 ? "relative error ‖ỹ - y‖/‖y‖" : "");
                 fpl_plot_printf(p, "plot ");
                 for (size_t v = 0; v < NVAR; v++)
-                    fpl_plot_printf(p, "$r0g%zuv%zuk0 u 1:3:4 w filledcurves ls %zu notitle, "
-                                       "$r0g%zuv%zuk0 u 1:2 w l ls %zu notitle, "
-                                       "$r0g%zuv%zuk1 u 1:2 w l ls %zu dt 2 notitle, ",
+                    fpl_plot_printf(p,
+                                    "$r0g%zuv%zuk0 u 1:3:4 w filledcurves ls %zu notitle, "
+                                    "$r0g%zuv%zuk0 u 1:2 w l ls %zu notitle, "
+                                    "$r0g%zuv%zuk1 u 1:2 w l ls %zu dt 2 notitle, ",
                                     gi, v, v + 1, gi, v, v + 1, gi, v, v + 1);
                 fpl_plot_printf(p, "%.9g*sqrt(x) w l ls 20 lc rgb '#888888' notitle\n", c0);
             } else {
                 fpl_plot_printf(p, "set ylabel '%s'\nset yrange [0.5:1e10]\nunset key\n",
                                 gi == 0 ? "signal rms (exact model)" : "");
-                fpl_plot_printf(p, "set arrow 1 from graph 0, first %g to graph 1, first %g nohead ls 21\n"
-                                   "set arrow 2 from graph 0, first %g to graph 1, first %g nohead ls 21\n"
-                                   "set label 1 'fp16 max' at graph 0.03, first %g offset 0,0.6 font ',9'\n"
-                                   "set label 2 'e4m3 max' at graph 0.03, first %g offset 0,0.6 font ',9'\n",
-                                f16.max_finite, f16.max_finite, e43.max_finite, e43.max_finite,
-                                f16.max_finite, e43.max_finite);
+                fpl_plot_printf(
+                    p,
+                    "set arrow 1 from graph 0, first %g to graph 1, first %g nohead ls 21\n"
+                    "set arrow 2 from graph 0, first %g to graph 1, first %g nohead ls 21\n"
+                    "set label 1 'fp16 max' at graph 0.03, first %g offset 0,0.6 font ',9'\n"
+                    "set label 2 'e4m3 max' at graph 0.03, first %g offset 0,0.6 font ',9'\n",
+                    f16.max_finite, f16.max_finite, e43.max_finite, e43.max_finite, f16.max_finite,
+                    e43.max_finite);
                 int nl = 3;
                 const size_t ks[2] = {P_FP16, P_E4M3};
                 for (int j = 0; j < 2; j++) {
                     int fl = FIT(FPL_RES_NONORM, ks[j], gi)->first_nonfinite;
                     if (fl > 0)
-                        fpl_plot_printf(p, "set label %d '%s no norm: inf/NaN from layer %d' at "
-                                           "%d, %.9g point pt 2 ps 1.2 lc rgb '#D55E00' offset "
-                                           "-1,%s right font ',9'\n",
+                        fpl_plot_printf(p,
+                                        "set label %d 'no norm in %s: inf/NaN from layer %d' "
+                                        "at %d, %.9g point pt 2 ps 1.5 lw 2 lc rgb '#000000' "
+                                        "offset 1.2,-0.6 left font ',10'\n",
                                         nl++, policies[ks[j]].name, fl, fl,
-                                        LSUM(FPL_RES_NONORM, P_BF16, gi, (size_t)fl - 1)->rms,
-                                        j ? "-0.9" : "0.9");
+                                        LSUM(FPL_RES_NONORM, P_BF16, gi, (size_t)fl - 1)->rms);
                 }
                 fpl_plot_printf(p, "plot ");
                 for (size_t v = 0; v < NVAR; v++)
@@ -497,43 +515,63 @@ int main(int argc, char **argv)
                 fpl_plot_printf(p, "unset label\nunset arrow\n");
             }
         }
-    key_panel(p, "w l lw 2", "NaN w l ls 20 lc rgb '#888888' title '∝ √l (random walk)'",
-              "solid: residual stream in bf16;  dashed: the same bf16 blocks, stream kept in fp32;  "
-              "bands: 10-90% over seeds");
+    key_panel(
+        p, "w l lw 2", "NaN w l ls 20 lc rgb '#888888' title '∝ √l (random walk)'",
+        "solid: residual stream in bf16;  dashed: the same bf16 blocks, stream kept in fp32;  "
+        "bands: 10-90% over seeds");
     fpa_render(&A, p, "residual", 13, 8);
     fpl_plot_free(p);
 
     /* ---- figure 2: amplification per layer ------------------------------------- */
     p = fpl_plot_new();
-    fpl_plot_printf(p, "set multiplot layout 1,3 margins 0.07,0.98,0.25,0.9 spacing 0.06\n"
-                       "set xrange [2:%zu]\nset xlabel 'layer l'\nset yrange [0.9:1.1]\n"
-                       "set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead ls 20\n", L);
+    fpl_plot_printf(p,
+                    "set multiplot layout 1,3 margins 0.07,0.98,0.25,0.9 spacing 0.06\n"
+                    "set xrange [1:%zu]\nset xlabel 'layer l'\nset yrange [0.85:1.15]\n"
+                    "set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead ls 20\n",
+                    L);
     for (size_t gi = 0; gi < NGAIN; gi++) {
         for (size_t v = 0; v < NVAR; v++) {
+            /* per-layer medians are noisy: pool windows of W layers over all seeds */
+            size_t W = L >= 48 ? 8 : 4;
             fpl_plot_printf(p, "$a%zuv%zu << EOD\n", gi, v);
-            for (size_t l = 1; l < L; l++)
-                if (isfinite(LSUM(v, P_BF16, gi, l)->amp))
-                    fpl_plot_printf(p, "%zu %.9g\n", l + 1, LSUM(v, P_BF16, gi, l)->amp);
+            for (size_t l0 = 1; l0 < L; l0 += W) {
+                size_t na = 0;
+                for (size_t l = l0; l < l0 + W && l < L; l++)
+                    for (size_t s = 0; s < S; s++)
+                        if (isfinite(RP(v, gi, s, P_BF16, l)->amplification))
+                            tmp[na++] = RP(v, gi, s, P_BF16, l)->amplification;
+                fpl_summary_t q;
+                if (na && !fpl_summarize(tmp, na, &q))
+                    fpl_plot_printf(p, "%.9g %.9g %.9g %.9g\n",
+                                    (double)l0 + 1 + ((double)(l0 + W < L ? W : L - l0) - 1) / 2,
+                                    q.median, q.q10, q.q90);
+            }
             fpl_plot_printf(p, "EOD\n");
         }
         fpl_plot_printf(p, "set title 'g = %s (bf16)'\nset ylabel '%s'\n%s",
-                        gi == 0 ? "1/√(2L)" : gi == 1 ? "L^{-1/4}" : "1",
+                        gi == 0   ? "1/√(2L)"
+                        : gi == 1 ? "L^{-1/4}"
+                                  : "1",
                         gi == 0 ? "amplification: inherited out / arithmetic error in" : "",
                         "unset key\n");
         fpl_plot_printf(p, "plot ");
         for (size_t v = 0; v < NVAR; v++)
-            fpl_plot_printf(p, "$a%zuv%zu u 1:2 w l ls %zu notitle%s", gi,
-                            v, v + 1, v + 1 < NVAR ? ", " : "\n");
+            fpl_plot_printf(p,
+                            "$a%zuv%zu u 1:3:4 w filledcurves ls %zu notitle, "
+                            "$a%zuv%zu u 1:2 w lp ls %zu notitle%s",
+                            gi, v, v + 1, gi, v, v + 1, v + 1 < NVAR ? ", " : "\n");
     }
-    key_panel(p, "w l lw 2", NULL, "median over seeds; bf16 policy");
+    key_panel(p, "w lp lw 2 pt 7", NULL,
+              "bf16 policy; median (line) and 10-90% (band) over seeds and windows of layers");
     fpa_render(&A, p, "residual_amplification", 13, 4.5);
     fpl_plot_free(p);
 
     /* ---- figure 3: every policy: error at layer L and growth exponent --------- */
     p = fpl_plot_new();
-    fpl_plot_printf(p, "set multiplot layout 2,3 margins 0.07,0.98,0.16,0.93 spacing 0.06,0.12\n"
-                       "set xrange [0.5:%d.5]\nset xtics ('bf16' 1, \"bf16\\nfp32 stream\" 2, "
-                       "'fp16' 3, 'e4m3' 4, \"e4m3\\nfp32 stream\" 5, 'int8 w' 6) font ',9'\n",
+    fpl_plot_printf(p,
+                    "set multiplot layout 2,3 margins 0.07,0.98,0.16,0.93 spacing 0.06,0.12\n"
+                    "set xrange [0.5:%d.5]\nset xtics ('bf16' 1, \"bf16\\nfp32 stream\" 2, "
+                    "'fp16' 3, 'e4m3' 4, \"e4m3\\nfp32 stream\" 5, 'int8 w' 6) font ',9'\n",
                     NPOL - 1);
     for (int row = 0; row < 2; row++)
         for (size_t gi = 0; gi < NGAIN; gi++) {
@@ -553,27 +591,34 @@ int main(int argc, char **argv)
                 fpl_plot_printf(p, "EOD\n");
             }
             if (row == 0)
-                fpl_plot_printf(p, "set title 'g = %s'\nset logscale y\nset format y '10^{%%T}'\n"
-                                   "set yrange [3e-4:2.5]\nset ylabel '%s'\nunset arrow\n",
-                                gi == 0 ? "1/√(2L)" : gi == 1 ? "L^{-1/4}" : "1",
+                fpl_plot_printf(p,
+                                "set title 'g = %s'\nset logscale y\nset format y '10^{%%T}'\n"
+                                "set yrange [3e-4:2.5]\nset ylabel '%s'\nunset arrow\n",
+                                gi == 0   ? "1/√(2L)"
+                                : gi == 1 ? "L^{-1/4}"
+                                          : "1",
                                 gi == 0 ? "relative error at layer L" : "");
             else
-                fpl_plot_printf(p, "unset title\nunset logscale y\nset format y '%%g'\n"
-                                   "set yrange [0:1.1]\nset ylabel '%s'\n"
-                                   "set arrow 1 from graph 0, first 0.5 to graph 1, first 0.5 nohead ls 20\n"
-                                   "set arrow 2 from graph 0, first 1 to graph 1, first 1 nohead ls 21\n",
-                                gi == 0 ? "growth exponent b, rel. error ∝ l^b (95% CI over seeds)" : "");
+                fpl_plot_printf(
+                    p,
+                    "unset title\nunset logscale y\nset format y '%%g'\n"
+                    "set yrange [0:1.1]\nset ylabel '%s'\n"
+                    "set arrow 1 from graph 0, first 0.5 to graph 1, first 0.5 nohead ls 20\n"
+                    "set arrow 2 from graph 0, first 1 to graph 1, first 1 nohead ls 21\n",
+                    gi == 0 ? "growth exponent b, rel. error ∝ l^b (95% CI over seeds)" : "");
             fpl_plot_printf(p, "unset key\n");
             fpl_plot_printf(p, "plot ");
             for (size_t v = 0; v < NVAR; v++) {
                 if (row == 0)
-                    fpl_plot_printf(p, "$f0g%zuv%zu u 1:2 w p ls %zu pt 7 notitle, "
-                                       "$f0g%zuv%zu u 1:3 w p ls %zu pt 6 notitle, "
-                                       "$f0g%zuv%zu u 1:4 w p ls %zu pt 2 ps 1.2 notitle",
+                    fpl_plot_printf(p,
+                                    "$f0g%zuv%zu u 1:2 w p ls %zu pt 7 ps 1.1 notitle, "
+                                    "$f0g%zuv%zu u 1:3 w p ls %zu pt 6 ps 1.1 notitle, "
+                                    "$f0g%zuv%zu u 1:4 w p ls %zu pt 2 ps 1.2 notitle",
                                     gi, v, v + 1, gi, v, v + 1, gi, v, v + 1);
                 else
-                    fpl_plot_printf(p, "$f1g%zuv%zu u 1:2:3:4 w yerrorbars ls %zu pt 7 notitle", gi,
-                                    v, v + 1);
+                    fpl_plot_printf(p,
+                                    "$f1g%zuv%zu u 1:2:3:4 w yerrorbars ls %zu pt 7 ps 0.9 notitle",
+                                    gi, v, v + 1);
                 fpl_plot_printf(p, "%s", v + 1 < NVAR ? ", " : "\n");
             }
         }
@@ -610,20 +655,22 @@ int main(int argc, char **argv)
             }
     double bmed = NAN;
     med(bs, (size_t)fitted, 1, 0, &bmed, NULL, NULL);
-    fpa_verdict(V, "T2", 4 * bounded >= 3 * fitted ? "holds" : 4 * bounded <= fitted ? "refuted"
-                                                                                : "conditional",
-                "with normalisation the relative error is bounded (exponent interval below 0.15) "
-                "in %d of %d variant-policy-gain cases: it grows as l^b with b = %.2f to %.2f "
-                "(median %.2f; 95%% t-intervals over %zu seeds, single seeds spread up to sd %.2f)%s; "
-                "the median amplification of inherited error is %.3f to %.3f; at "
-                "GPT-2's gain the bf16 pre-LN stack reaches %.2g at layer %zu (d_model %zu)",
-                bounded, fitted, bmin, bmax, bmed, S, sdmax,
-                fabs(bmed - 0.5) < 0.1 && amin > 0.95 && amax < 1.05
-                    ? ": the random walk (b = 1/2) of the rounding every layer adds, carried on "
-                      "undamped and undissipated"
-                    : "",
-                amin, amax,
-                LSUM(FPL_RES_PRELN, P_BF16, 0, L - 1)->rel, L, d);
+    fpa_verdict(
+        V, "T2",
+        4 * bounded >= 3 * fitted ? "holds"
+        : 4 * bounded <= fitted   ? "refuted"
+                                  : "conditional",
+        "with normalisation the relative error is bounded (exponent interval below 0.15) "
+        "in %d of %d variant-policy-gain cases: it grows as l^b with b = %.2f to %.2f "
+        "(median %.2f; 95%% t-intervals over %zu seeds, single seeds spread up to sd %.2f)%s; "
+        "the median amplification of inherited error is %.3f to %.3f; at "
+        "GPT-2's gain the bf16 pre-LN stack reaches %.2g at layer %zu (d_model %zu)",
+        bounded, fitted, bmin, bmax, bmed, S, sdmax,
+        fabs(bmed - 0.5) < 0.1 && amin > 0.95 && amax < 1.05
+            ? ": the random walk (b = 1/2) of the rounding every layer adds, carried on "
+              "undamped and undissipated"
+            : "",
+        amin, amax, LSUM(FPL_RES_PRELN, P_BF16, 0, L - 1)->rel, L, d);
 
     /* T2-norm: does normalisation lower the growth, or only keep values in range? */
     int lower = 0, same = 0, higher = 0, comparable = 0, range_only = 0;
@@ -654,7 +701,8 @@ int main(int argc, char **argv)
      * pre-LN's stream itself grows (rms ~ sqrt(1 + c g^2 l)), so a block's
      * rounding is a shrinking share of it */
     char why[256] = "";
-    const fit_t *pu = FIT(FPL_RES_PRELN, P_BF16, NGAIN - 1), *nu = FIT(FPL_RES_NONORM, P_BF16, NGAIN - 1);
+    const fit_t *pu = FIT(FPL_RES_PRELN, P_BF16, NGAIN - 1),
+                *nu = FIT(FPL_RES_NONORM, P_BF16, NGAIN - 1);
     if (pu->b_hi < nu->b_lo && pu->amp > 0.98)
         snprintf(why, sizeof why,
                  "; pre-LN is slower at g = 1 (b = %.2f vs %.2f) because its stream grows like "
@@ -671,23 +719,24 @@ int main(int argc, char **argv)
                 norm_nonfinite += FIT(v, k, gi)->first_nonfinite > 0;
     char rng_txt[256];
     if (z16->first_nonfinite || z8->first_nonfinite)
-        snprintf(rng_txt, sizeof rng_txt, "unnormalised fp16 turns inf/NaN at layer %d, e4m3 at "
-                 "layer %d (0: never); %d normalised stacks do", z16->first_nonfinite,
-                 z8->first_nonfinite, norm_nonfinite);
+        snprintf(rng_txt, sizeof rng_txt,
+                 "unnormalised fp16 turns inf/NaN at layer %d, e4m3 at "
+                 "layer %d (0: never); %d normalised stacks do",
+                 z16->first_nonfinite, z8->first_nonfinite, norm_nonfinite);
     else
         snprintf(rng_txt, sizeof rng_txt, "no stack overflows at this depth");
-    fpa_verdict(V, "T2-norm", 4 * lower >= 3 * comparable ? "holds"
-                              : 4 * lower <= comparable   ? "refuted"
-                                                          : "conditional",
+    fpa_verdict(V, "T2-norm",
+                4 * lower >= 3 * comparable ? "holds"
+                : 4 * lower <= comparable   ? "refuted"
+                                            : "conditional",
                 "normalisation lowers the relative error's growth exponent beyond the intervals "
                 "in %d of %d comparable cases (same in %d, higher in %d; largest median "
                 "amplification %.3f/layer: %s, g %s)%s. It keeps values in range: at g = 1 the "
                 "unnormalised signal reaches rms %.2g (normalised at most %.2g), its absolute "
                 "error grows %.3fx per layer%s while its relative error grows as l^%.2f; %s",
                 lower, comparable, same, higher, best_amp, var_label[best_v], gain_name[best_g],
-                why, LSUM(FPL_RES_NONORM, P_BF16, NGAIN - 1, L - 1)->rms, rms_norm,
-                zb->abs_growth, zb->abs_growth > 1.05 ? " (exponential, with the signal)" : "",
-                zb->b, rng_txt);
+                why, LSUM(FPL_RES_NONORM, P_BF16, NGAIN - 1, L - 1)->rms, rms_norm, zb->abs_growth,
+                zb->abs_growth > 1.05 ? " (exponential, with the signal)" : "", zb->b, rng_txt);
 
     /* T2-stream: how much of the error is the residual stream's own rounding?
      * Independent errors add in quadrature, so the stream's share of the
@@ -712,7 +761,10 @@ int main(int argc, char **argv)
             }
         }
     }
-    fpa_verdict(V, "T2-stream", majority == cases ? "holds" : majority ? "conditional" : "refuted",
+    fpa_verdict(V, "T2-stream",
+                majority == cases ? "holds"
+                : majority        ? "conditional"
+                                  : "refuted",
                 "most of the error is the residual stream's own rounding in %d of %d bf16 "
                 "variant-gain cases: keeping the stream in fp32 around the same bf16 blocks cuts "
                 "the arithmetic error at layer %zu by %.1f-%.1fx at g = 1/sqrt(2L), %.1f-%.1fx at "
@@ -742,7 +794,10 @@ int main(int argc, char **argv)
                     small += o->wrel < o->arith;
                 }
             }
-    fpa_verdict(V, "T2-weights", small == wcases ? "holds" : small ? "conditional" : "refuted",
+    fpa_verdict(V, "T2-weights",
+                small == wcases ? "holds"
+                : small         ? "conditional"
+                                : "refuted",
                 "int8 weights (per-row absmax) change the model by less than the bf16 arithmetic "
                 "errs in %d of %d variant-gain cases: at layer %zu the weights alone move the "
                 "output by %.2g-%.2g (relative, exact arithmetic), the arithmetic by %.2g-%.2g; "

@@ -165,8 +165,8 @@ int fpl_resstack_run(const fpl_resstack_t *c, gsl_rng *rng, const fpl_res_policy
     }
     double *x0 = buf, *xr = x0 + n, *yr = xr + n, *ye = yr + n, *yx = ye + n, *yq = yx + n;
     double *W1 = yq + n, *W2 = W1 + nw, *work = W2 + nw, *per = work + nk;
-#define XE(k) (per + (k) * (2 * n + 2 * nw))
-#define XQ(k) (XE(k) + n)
+#define XE(k)  (per + (k) * (2 * n + 2 * nw))
+#define XQ(k)  (XE(k) + n)
 #define W1Q(k) (XQ(k) + n)
 #define W2Q(k) (W1Q(k) + nw)
     fpl_policy_t exact;

@@ -74,21 +74,21 @@ void fpl_resstack_block(const fpl_resstack_t *c, const double *W1, const double 
 /* What the twin run reports for one policy after one block (all errors
  * normwise over tokens x d; inf once a non-finite value has appeared). */
 typedef struct {
-    double rel;          /* vs the original model in exact arithmetic: what a user sees */
-    double abs;          /* the same, as an rms absolute error ||y~ - y|| / sqrt(n) */
-    double arith_rel;    /* vs the same stored weights in exact arithmetic: the
-                            arithmetic's error alone */
-    double introduced;   /* this block's rounding: emulated vs exact block on the
-                            emulated input (stored weights) */
-    double inherited;    /* exact block on the emulated vs on the arithmetic
-                            reference's input */
+    double rel;           /* vs the original model in exact arithmetic: what a user sees */
+    double abs;           /* the same, as an rms absolute error ||y~ - y|| / sqrt(n) */
+    double arith_rel;     /* vs the same stored weights in exact arithmetic: the
+                             arithmetic's error alone */
+    double introduced;    /* this block's rounding: emulated vs exact block on the
+                             emulated input (stored weights) */
+    double inherited;     /* exact block on the emulated vs on the arithmetic
+                             reference's input */
     double amplification; /* inherited / arith_rel of the block's input (NaN when
                              the input is exact) */
-    double weights_rel;  /* stored-weight model vs original, both exact: the fixed
-                            change of the model */
-    double signal_rms;   /* rms of the original model's output */
-    double out_rms;      /* rms of the emulated output (inf when non-finite) */
-    int finite;          /* 1 while every emulated value so far is finite */
+    double weights_rel;   /* stored-weight model vs original, both exact: the fixed
+                             change of the model */
+    double signal_rms;    /* rms of the original model's output */
+    double out_rms;       /* rms of the emulated output (inf when non-finite) */
+    int finite;           /* 1 while every emulated value so far is finite */
 } fpl_resstack_report_t;
 
 /* Draw a stack from rng (input, then weights block by block, so memory is

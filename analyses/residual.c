@@ -675,7 +675,8 @@ int main(int argc, char **argv)
     /* T2-norm: does normalisation lower the growth, or only keep values in range? */
     int lower = 0, same = 0, higher = 0, comparable = 0, range_only = 0;
     double rms_norm = 0, best_amp = 0;
-    size_t best_v = 0, best_g = 0;
+    size_t best_v = 0, best_g = 0, gap_v = 0, gap_k = 0, gap_g = 0;
+    double gap = 0;
     for (size_t v = 0; v < FPL_RES_NONORM; v++)
         for (size_t k = 1; k < NPOL; k++)
             for (size_t gi = 0; gi < NGAIN; gi++) {
@@ -694,21 +695,32 @@ int main(int argc, char **argv)
                     continue;
                 comparable++;
                 lower += f->b_hi < z->b_lo;
+                if (f->b_hi < z->b_lo && z->b - f->b > gap) {
+                    gap = z->b - f->b;
+                    gap_v = v;
+                    gap_k = k;
+                    gap_g = gi;
+                }
                 higher += f->b_lo > z->b_hi;
                 same += !(f->b_hi < z->b_lo) && !(f->b_lo > z->b_hi);
             }
     /* where a normalised stack does grow slower, name the measured cause:
      * pre-LN's stream itself grows (rms ~ sqrt(1 + c g^2 l)), so a block's
      * rounding is a shrinking share of it */
-    char why[256] = "";
-    const fit_t *pu = FIT(FPL_RES_PRELN, P_BF16, NGAIN - 1),
-                *nu = FIT(FPL_RES_NONORM, P_BF16, NGAIN - 1);
-    if (pu->b_hi < nu->b_lo && pu->amp > 0.98)
-        snprintf(why, sizeof why,
-                 "; pre-LN is slower at g = 1 (b = %.2f vs %.2f) because its stream grows like "
-                 "sqrt(l), to rms %.2g at layer %zu, so each block's rounding is a shrinking "
-                 "share, not because error is damped (amplification %.3f)",
-                 pu->b, nu->b, LSUM(FPL_RES_PRELN, P_BF16, NGAIN - 1, L - 1)->rms, L, pu->amp);
+    char why[320] = "";
+    if (lower > 0) {
+        const fit_t *f = FIT(gap_v, gap_k, gap_g), *z = FIT(FPL_RES_NONORM, gap_k, gap_g);
+        double r0 = LSUM(gap_v, gap_k, gap_g, 0)->rms, rL = LSUM(gap_v, gap_k, gap_g, L - 1)->rms;
+        /* pre-norm stacks: the stream itself grows, each block's rounding is
+         * a shrinking share of it; say so only when that is what happened */
+        if (gap_v != FPL_RES_POSTLN && rL > 1.5 * r0 && f->amp > 0.98)
+            snprintf(why, sizeof why,
+                     "; the largest gap, %s %s at g %s (b = %.2f vs %.2f), comes from the stream "
+                     "growing (rms %.2g to %.2g), so each block's rounding is a shrinking share, "
+                     "not from damping (amplification %.3f)",
+                     var_label[gap_v], policies[gap_k].name, gain_name[gap_g], f->b, z->b, r0, rL,
+                     f->amp);
+    }
     const fit_t *z16 = FIT(FPL_RES_NONORM, P_FP16, NGAIN - 1),
                 *z8 = FIT(FPL_RES_NONORM, P_E4M3, NGAIN - 1),
                 *zb = FIT(FPL_RES_NONORM, P_BF16, NGAIN - 1);

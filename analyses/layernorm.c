@@ -266,8 +266,12 @@ int main(int argc, char **argv)
                 "a common-scale perturbation comes out of LayerNorm amplified by at most %.2g "
                 "(a common shift by %.1g: zero at the 256-bit working precision), a random one of the "
                 "same size by at least %.2f "
-                "(d = %zu..%zu): the scale component is removed, the rest passes",
-                sc, sh, rnd, dims[0], dims[nd - 1]);
+                "(d = %zu..%zu): the scale component is removed, the rest passes%s",
+                sc, sh, rnd, dims[0], dims[nd - 1],
+                rnd > 0.5 && rnd < 2 ? ", so rounding noise, which points in a random direction, "
+                                       "goes through LayerNorm about unchanged (T2 measures what "
+                                       "that means over depth)"
+                                     : "");
     /* low-precision statistics: ratio of their error to fp32 statistics' */
     double worst_ratio = INFINITY, bf_err = 0, f32_err = 0;
     for (int i = 0; i < nd; i++)

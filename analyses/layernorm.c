@@ -198,22 +198,35 @@ int main(int argc, char **argv)
     fpl_plot_printf(pl, "set multiplot layout 1,2 margins 0.07,0.98,0.3,0.9 spacing 0.09\n"
                         "set logscale xy 2\nset format x '2^{%%L}'\nset logscale y 10\n"
                         "set format y '10^{%%T}'\nset xlabel 'vector length d'\n");
+    /* The axis stops at fp32's unit roundoff: an amplification below it
+     * changes nothing in any format LayerNorm runs in.  A common shift is
+     * removed exactly (its amplification is at the 256-bit working
+     * precision, ~1e-72); such points sit on the floor with their own marker. */
+    const double floor_amp = 0x1p-24;
     for (int p = 0; p < NPERT; p++) {
         fpl_plot_printf(pl, "$a%d << EOD\n", p);
-        for (int i = 0; i < nd; i++)
-            if (SA[i][p].median > 0)
-                fpl_plot_printf(pl, "%zu %.17g %.17g %.17g\n", dims[i], SA[i][p].median,
-                                SA[i][p].q10 > 0 ? SA[i][p].q10 : SA[i][p].median,
-                                SA[i][p].q90);
+        for (int i = 0; i < nd; i++) {
+            double m = SA[i][p].median, lo = SA[i][p].q10 > 0 ? SA[i][p].q10 : m;
+            fpl_plot_printf(pl, "%zu %.17g %.17g %.17g %d\n", dims[i], fmax(m, floor_amp),
+                            fmax(lo, floor_amp), fmax(SA[i][p].q90, floor_amp), m < floor_amp);
+        }
         fpl_plot_printf(pl, "EOD\n");
     }
     fpl_plot_printf(pl, "set title 'amplification through LayerNorm (ε = 2^{-8})'\n"
-                        "set ylabel '(‖ΔLN‖/‖LN(x)‖) / (‖δ‖/‖x‖)'\n"
-                        "set key at graph 0.5,-0.22 center top box\nplot ");
+                        "set ylabel '(‖ΔLN‖/‖LN(x)‖) / (‖δ‖/‖x‖)'\nset yrange [%g:10]\n"
+                        "set label 1 'floor: 2^{-24}, fp32 unit roundoff' at graph 0.98, first %g "
+                        "right offset 0,0.8 font ',9' tc rgb '#444444'\n"
+                        "set arrow 1 from graph 0, first %g to graph 1, first %g nohead ls 21\n"
+                        "set key at graph 0.5,-0.22 center top box\nplot ",
+                    floor_amp / 3, floor_amp, floor_amp, floor_amp);
     for (int p = 0; p < NPERT; p++)
-        fpl_plot_printf(pl, "$a%d u 1:3:4 w filledcurves ls %d notitle, $a%d u 1:2 w lp ls %d "
-                            "title '%s'%s",
-                        p, p + 1, p, p + 1, pert_label[p], p + 1 < NPERT ? ", " : "\n");
+        fpl_plot_printf(pl, "$a%d u 1:3:4 w filledcurves ls %d notitle, $a%d u 1:($5 > 0 ? NaN : $2) w lp "
+                            "ls %d title '%s', $a%d u 1:($5 > 0 ? $2 : NaN) w lp ls %d pt 10 ps 1.4 "
+                            "dt 3 %s%s",
+                        p, p + 1, p, p + 1, pert_label[p], p, p + 1,
+                        p == P_SHIFT ? "title 'exact: below the floor (open, at it)'" : "notitle",
+                        p + 1 < NPERT ? ", " : "\n");
+    fpl_plot_printf(pl, "unset label 1\nunset arrow 1\nset yrange [*:*]\n");
     for (int m = 0; m < NMEAN; m++)
         for (int k = 0; k < NNORM; k++) {
             fpl_plot_printf(pl, "$b%d%d << EOD\n", m, k);
@@ -253,8 +266,12 @@ int main(int argc, char **argv)
                 "a common-scale perturbation comes out of LayerNorm amplified by at most %.2g "
                 "(a common shift by %.1g: zero at the 256-bit working precision), a random one of the "
                 "same size by at least %.2f "
-                "(d = %zu..%zu): the scale component is removed, the rest passes",
-                sc, sh, rnd, dims[0], dims[nd - 1]);
+                "(d = %zu..%zu): the scale component is removed, the rest passes%s",
+                sc, sh, rnd, dims[0], dims[nd - 1],
+                rnd > 0.5 && rnd < 2 ? ", so rounding noise, which points in a random direction, "
+                                       "goes through LayerNorm about unchanged (T2 measures what "
+                                       "that means over depth)"
+                                     : "");
     /* low-precision statistics: ratio of their error to fp32 statistics' */
     double worst_ratio = INFINITY, bf_err = 0, f32_err = 0;
     for (int i = 0; i < nd; i++)

@@ -11,6 +11,7 @@
 #include "plot.h"
 #include "quant.h"
 #include "records.h"
+#include "resstack.h"
 #include "round.h"
 #include "stats.h"
 #include "track.h"

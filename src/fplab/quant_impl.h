@@ -180,7 +180,11 @@ static inline __attribute__((always_inline)) uint64_t coder_encode(const coder_t
     int E = (int)(a >> 52) - 1023;
     uint64_t normal = ((uint64_t)(E + f->bias) << f->mbits) |
                       ((a >> (52 - f->mbits)) & (((uint64_t)1 << f->mbits) - 1));
-    uint64_t sub = (uint64_t)(fpl__double(a) * c->sub_scale); /* 0 for v = 0 */
+    /* the subnormal candidate, meaningful only below the smallest normal;
+     * clamped so that large values and inf (a binary16 scale that overflowed
+     * is stored as inf, whose normal-path code is right) convert without UB */
+    double sv = fpl__double(a) * c->sub_scale;
+    uint64_t sub = (uint64_t)(sv < 0x1p62 ? sv : 0.0); /* 0 for v = 0 */
     uint64_t m = (uint64_t)0 - (uint64_t)(E >= f->emin);      /* all ones for normal values */
     uint64_t code = (normal & m) | (sub & ~m);
     return code | ((b >> 63) << (f->nbits - 1));

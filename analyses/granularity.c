@@ -224,8 +224,15 @@ int main(int argc, char **argv)
     if (!res)
         return fpa_fail(&A, "out of memory");
     st = fpa_sweep(&A, "tensors", cells, CELL_WIDTH, cell_fn, &X, res);
-    if (st)
+    if (st) { /* a shard was written (1), or the merge failed (-1) */
+        free(res);
+        free(sq);
+        free(mm);
+        free(rq);
+        free(bpw);
+        free(gs);
         return st < 0 ? 1 : 0;
+    }
     for (size_t cell = 0; cell < cells; cell++) {
         const double *o = res + cell * CELL_WIDTH;
         for (size_t s = 0; s < NSCH; s++) {

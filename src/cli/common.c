@@ -177,15 +177,60 @@ int get_format(const char *cmd, const opts_t *o, fpl_format_t *f)
  * that rounding x to any format of up to 53 bits gives the correctly rounded
  * value of the exact number: 256 bits toward zero plus a sticky bit (see
  * fpl_arith for why that suffices).  Returns 0 or -1 if s is not a number. */
+/* MPFR misreads decimal exponents beyond its own range (1e-4000000000000
+ * came back as inf).  An exponent of more than 7 digits puts any number of
+ * up to 10^6 digits far outside every format (binary64 ends near 1e-324 and
+ * 1e308), so it is replaced by +-10^7, which rounds the same way in every
+ * mode.  Returns s itself, or a copy in *buf (freed by the caller). */
+static const char *clamp_exponent(const char *s, char **buf)
+{
+    *buf = NULL;
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    int hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+    const char *e = strpbrk(p + (hex ? 2 : 0), hex ? "pP" : "eE");
+    if (!e || (size_t)(e - s) > 1000000)
+        return s;
+    const char *d = e + 1;
+    int neg = *d == '-';
+    if (*d == '+' || *d == '-')
+        d++;
+    while (*d == '0')
+        d++;
+    size_t nd = 0;
+    while (isdigit((unsigned char)d[nd]))
+        nd++;
+    if (nd <= 7)
+        return s;
+    size_t head = (size_t)(e - s) + 1, len = strlen(d + nd);
+    if (!(*buf = malloc(head + 10 + len + 1)))
+        return s;
+    memcpy(*buf, s, head);
+    sprintf(*buf + head, "%s10000000%s", neg ? "-" : "", d + nd);
+    return *buf;
+}
+
+static int read_finish(mpfr_t x, const char *s, char *end, int inex);
+
 int read_exact(const char *s, mpfr_t x)
 {
-    char *end;
+    char *end, *copy;
     while (isspace((unsigned char)*s))
         s++;
     if (!*s)
         return -1;
+    s = clamp_exponent(s, &copy);
     mpfr_set_prec(x, 256);
     int inex = mpfr_strtofr(x, s, &end, 0, MPFR_RNDZ);
+    int rc = read_finish(x, s, end, inex);
+    free(copy);
+    return rc;
+}
+
+/* the rest of read_exact, once MPFR has read s up to end */
+static int read_finish(mpfr_t x, const char *s, char *end, int inex)
+{
     if (end == s)
         return -1;
     while (isspace((unsigned char)*end))

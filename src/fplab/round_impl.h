@@ -174,6 +174,8 @@ FPL_INLINE double round_float_one(const fparams_t *P, double x, fpl_rmode_t mode
         int ex = sig ? 63 - __builtin_clzll(sig) - 1074 : -1075;
         normal = ex >= P->f->emin;
         qe = normal ? ex - P->m : P->qsub;
+        if (qe < -1074) /* the format is finer than binary64 here: x is exact */
+            qe = -1074;
     }
     int s = qe - (ee - 1075);
     int sc = s > 63 ? 63 : s;

@@ -1,6 +1,7 @@
 /* quant_gguf.c -- GGUF q8_0, q4_0 and q4_1 blocks, bit-exact with ggml's
  * reference quantizers (binary32 arithmetic), and their binary16 scales */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,15 @@ uint16_t fpl__to_half(const coder_t *h, float v)
     return isinf(r) ? (uint16_t)(sign | 0x7c00) : code;
 }
 
+/* float -> integer as ggml's conversions compile on x86 (cvttss2si): in
+ * range, truncation; out of range or NaN, INT32_MIN.  C leaves those cases
+ * undefined; they occur when a block's scale underflows, so 1/d is inf
+ * (d then stores as binary16 zero, and every value decodes to 0). */
+static inline int32_t x86_cvtt(double f)
+{
+    return f > -2147483649.0 && f < 2147483648.0 ? (int32_t)f : INT32_MIN;
+}
+
 static void gguf_pack_block(const coder_t *h, fpl_quant_kind_t kind, const double *x, uint8_t *o)
 {
     float v[32];
@@ -39,8 +49,8 @@ static void gguf_pack_block(const coder_t *h, fpl_quant_kind_t kind, const doubl
         fpl__put_half(o, fpl__to_half(h, d));
         for (int j = 0; j < 32; j++) { /* roundf: |t| + 0.5 is exact in binary64 */
             float t = v[j] * id;
-            int k = (int)((double)fabsf(t) + 0.5);
-            o[2 + j] = (uint8_t)(int8_t)(t < 0 ? -k : k);
+            uint32_t k = (uint32_t)x86_cvtt((double)fabsf(t) + 0.5);
+            o[2 + j] = (uint8_t)(t < 0 ? 0u - k : k);
         }
     } else if (kind == FPL_QUANT_Q4_0) {
         float amax = 0.0f, max = 0.0f;
@@ -53,7 +63,7 @@ static void gguf_pack_block(const coder_t *h, fpl_quant_kind_t kind, const doubl
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         fpl__put_half(o, fpl__to_half(h, d));
         for (int j = 0; j < 16; j++) {
-            int8_t a = (int8_t)(v[j] * id + 8.5f), c = (int8_t)(v[j + 16] * id + 8.5f);
+            int8_t a = (int8_t)x86_cvtt(v[j] * id + 8.5f), c = (int8_t)x86_cvtt(v[j + 16] * id + 8.5f);
             uint8_t lo = (uint8_t)(a < 15 ? a : 15), hi = (uint8_t)(c < 15 ? c : 15);
             o[2 + j] = (uint8_t)(lo | (hi << 4));
         }
@@ -70,8 +80,8 @@ static void gguf_pack_block(const coder_t *h, fpl_quant_kind_t kind, const doubl
         fpl__put_half(o, fpl__to_half(h, d));
         fpl__put_half(o + 2, fpl__to_half(h, min));
         for (int j = 0; j < 16; j++) {
-            int8_t a = (int8_t)((v[j] - min) * id + 0.5f);
-            int8_t c = (int8_t)((v[j + 16] - min) * id + 0.5f);
+            int8_t a = (int8_t)x86_cvtt((v[j] - min) * id + 0.5f);
+            int8_t c = (int8_t)x86_cvtt((v[j + 16] - min) * id + 0.5f);
             uint8_t lo = (uint8_t)(a < 15 ? a : 15), hi = (uint8_t)(c < 15 ? c : 15);
             o[4 + j] = (uint8_t)(lo | (hi << 4));
         }

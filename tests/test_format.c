@@ -266,7 +266,9 @@ static void test_format_parse_errors(void **state)
                          "fp:e=12,m=3", "fp:e=4,m=53", "fp:e=4",          "fp:e=4,m=3,xyz",
                          "fp:e=4,m=3,bias=-3", "fp:e=2,m=3,bias=2000", "fp:e=1,m=0",
                          "int:b=1",  "int:b=33",   "fp:e=4,m=3,ovf=wrap", "fp:e=4,m=3,fn,ovf=inf",
-                         "fp:e=5,m=2,nospecials,ovf=nan"};
+                         "fp:e=5,m=2,nospecials,ovf=nan",
+                         /* values finer than binary64 (found by fuzz_format) */
+                         "fp:e=1,m=8,bias=1070,fnuz,nosub", "fp:e=2,m=44,bias=1040,nosub"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fpl_format_t f;
         if (fpl_format_parse(bad[i], &f) != FPL_EINVAL)

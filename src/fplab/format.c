@@ -168,7 +168,7 @@ static int float_finish(fpl_format_t *f)
     if (f->emax > 1023)
         return fpl__fail(FPL_EINVAL, "format %s exceeds the range of binary64 (bias too small)",
                          f->name);
-    if (f->emin - (f->subnormals ? M : 0) < -1074)
+    if (f->emin - M < -1074) /* the quantum of the smallest normals, with or without subnormals */
         return fpl__fail(FPL_EINVAL,
                          "format %s reaches below binary64's smallest subnormal (bias too large)",
                          f->name);

@@ -29,7 +29,15 @@ static int mkdirs(const char *path)
 
 int fpa_init(fpa_t *a, const char *name, const char *summary, int argc, char **argv)
 {
+    return fpa_init_opts(a, name, summary, argc, argv, NULL, 0);
+}
+
+int fpa_init_opts(fpa_t *a, const char *name, const char *summary, int argc, char **argv,
+                  fpa_opt_t *extra, size_t nextra)
+{
     memset(a, 0, sizeof *a);
+    for (size_t j = 0; j < nextra; j++)
+        extra[j].value = NULL;
     a->name = name;
     a->out = ".";
     a->seed = 1;
@@ -48,6 +56,8 @@ int fpa_init(fpa_t *a, const char *name, const char *summary, int argc, char **a
                    "  --merge      read all N shard files from DIR/data (same --quick and --seed)\n"
                    "               and finish: the output is byte-identical to an unsharded run\n",
                    name, summary, name, name, name);
+            for (size_t j = 0; j < nextra; j++)
+                printf("  --%s %s\n%*s%s\n", extra[j].name, extra[j].metavar, 15, "", extra[j].help);
             return 1;
         }
         if (!strcmp(s, "--quick")) {
@@ -81,6 +91,23 @@ int fpa_init(fpa_t *a, const char *name, const char *summary, int argc, char **a
                 val = s[n] == '=' ? s + n + 1 : (i + 1 < argc ? argv[++i] : NULL);
             }
         }
+        if (k < 0 && !strncmp(s, "--", 2)) {
+            int found = 0;
+            for (size_t j = 0; j < nextra && !found; j++) {
+                size_t n = strlen(extra[j].name);
+                if (strncmp(s + 2, extra[j].name, n) || (s[2 + n] != '\0' && s[2 + n] != '='))
+                    continue;
+                found = 1;
+                val = s[2 + n] == '=' ? s + 3 + n : (i + 1 < argc ? argv[++i] : NULL);
+                if (!val || !*val) {
+                    fprintf(stderr, "%s: option --%s needs a value\n", name, extra[j].name);
+                    return 3;
+                }
+                extra[j].value = val;
+            }
+            if (found)
+                continue;
+        }
         if (k < 0) {
             fprintf(stderr, "%s: unknown option '%s' (try --help)\n", name, s);
             return 3;
@@ -111,8 +138,22 @@ int fpa_init(fpa_t *a, const char *name, const char *summary, int argc, char **a
     if (a->threads)
         omp_set_num_threads(a->threads);
 #endif
-    snprintf(a->command, sizeof a->command, "%s%s --seed %llu", name, a->quick ? " --quick" : "",
-             (unsigned long long)a->seed);
+    int len = snprintf(a->command, sizeof a->command, "%s%s --seed %llu", name,
+                       a->quick ? " --quick" : "", (unsigned long long)a->seed);
+    for (size_t j = 0; j < nextra; j++) {
+        if (!extra[j].value)
+            continue;
+        if (strpbrk(extra[j].value, "\",\n\r") || len < 0 || (size_t)len >= sizeof a->command) {
+            fprintf(stderr, "%s: bad value '%s' for --%s\n", name, extra[j].value, extra[j].name);
+            return 3;
+        }
+        len += snprintf(a->command + len, sizeof a->command - (size_t)len, " --%s %s",
+                        extra[j].name, extra[j].value);
+        if ((size_t)len >= sizeof a->command) {
+            fprintf(stderr, "%s: option values too long\n", name);
+            return 3;
+        }
+    }
     snprintf(a->data_dir, sizeof a->data_dir, "%s/data", a->out);
     snprintf(a->plot_dir, sizeof a->plot_dir, "%s/plots", a->out);
     if (mkdirs(a->data_dir) || mkdirs(a->plot_dir)) {

@@ -14,7 +14,7 @@ typedef struct {
     const char *out;    /* --out DIR: results in DIR/data and DIR/plots */
     uint64_t seed;      /* --seed N */
     int threads;        /* --threads N (0: OpenMP's default) */
-    char command[256];  /* canonical command for provenance (no --out, no --threads:
+    char command[1024];  /* canonical command for provenance (no --out, no --threads:
                            neither changes the data) */
     char data_dir[4096], plot_dir[4096];
     int plot_failed;    /* gnuplot missing or failing: data still written */
@@ -25,6 +25,19 @@ typedef struct {
 /* Parse the common options; prints help or one error line and returns
  * non-zero (exit status + 1) if the program should stop. */
 int fpa_init(fpa_t *a, const char *name, const char *summary, int argc, char **argv);
+
+/* An option of one analysis, --NAME VALUE or --NAME=VALUE: fpa_init_opts
+ * sets value (NULL when absent) and records it in the provenance command;
+ * the analysis validates it (one error line, exit status 2, nothing written). */
+typedef struct {
+    const char *name;    /* without the dashes */
+    const char *metavar; /* for --help, e.g. "LIST" */
+    const char *help;    /* one line */
+    const char *value;   /* out */
+} fpa_opt_t;
+
+int fpa_init_opts(fpa_t *a, const char *name, const char *summary, int argc, char **argv,
+                  fpa_opt_t *extra, size_t nextra);
 
 /* DIR/data/NAME.csv into buf */
 void fpa_data_path(const fpa_t *a, const char *file, char *buf, size_t n);

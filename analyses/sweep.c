@@ -34,7 +34,7 @@ static void shard_file(const fpa_t *a, unsigned i, unsigned n, char *buf, size_t
 
 static int write_shard(fpa_t *a, size_t ncells, size_t width, const double *results)
 {
-    char file[256], command[512];
+    char file[256], command[1100];
     snprintf(file, sizeof file, "%s.shard-%u-of-%u", a->name, a->shard_i, a->shard_n);
     snprintf(command, sizeof command, "%s --shard %u/%u", a->command, a->shard_i, a->shard_n);
     char path[4200];
@@ -79,7 +79,7 @@ static int read_shard(const fpa_t *a, const char *path, unsigned i, unsigned n, 
         fprintf(stderr, "%s: --merge: cannot open %s: %s\n", a->name, path, strerror(errno));
         return -1;
     }
-    char want[600];
+    char want[1200];
     snprintf(want, sizeof want, "# command: %s --shard %u/%u", a->command, i, n);
     char *line = NULL;
     size_t cap = 0;

@@ -39,7 +39,9 @@ static const char usage_run[] =
     "  --shard I/N  compute slice I (0 <= I < N) of the analysis' sweep and write only\n"
     "               DIR/data/ANALYSIS.shard-I-of-N.csv; run every I (in any order, on any\n"
     "               machines sharing DIR or copying the files into it), then\n"
-    "               'fplab merge ANALYSIS' with the same --quick and --seed\n";
+    "               'fplab merge ANALYSIS' with the same --quick and --seed\n"
+    "\n"
+    "Options of one analysis (see 'fplab run ANALYSIS --help') are passed on to it.\n";
 
 static const char usage_merge[] =
     "usage: fplab merge ANALYSIS [--quick] [--out DIR] [--seed N] [--threads N]\n"
@@ -102,8 +104,18 @@ static int exec_analysis(const char *cmd, const char *usage, int argc, char **ar
                 val = a[n] == '=' ? a + n + 1 : (i + 1 < argc ? argv[++i] : NULL);
             }
         }
-        if (k < 0 || (k == 3 && !shard_ok))
+        if (k == 3 && !shard_ok)
             return die(EXIT_USAGE, "%s: unknown option '%s' (try 'fplab %s --help')", cmd, a, cmd);
+        if (k < 0) {
+            /* an option of this analysis (--policy LIST, ...): the program
+             * checks it and names it in its own one-line message */
+            if (strncmp(a, "--", 2))
+                return die(EXIT_USAGE, "%s: unexpected argument '%s' (try 'fplab %s --help')",
+                           cmd, a, cmd);
+            if (!strchr(a, '=') && i + 1 < argc && strncmp(argv[i + 1], "--", 2))
+                i++;
+            continue;
+        }
         if (!val)
             return die(EXIT_USAGE, "%s: option %s needs a value", cmd, a);
         unsigned si, sn;

@@ -417,6 +417,89 @@ static int am_report(fpa_t *A, fpl_policy_t apol[NAM][NPROM], const double *am_e
     return 0;
 }
 
+/* ---- the sweep: one cell per (data, input format, repetition) ------------
+ * A cell draws its vectors from its own stream and measures every
+ * configuration of that data and input format at every n (slot q of the
+ * group's configurations), the reference's own error (repetition 0), and for
+ * e4m3 inputs the tensor-core accumulator models. */
+typedef struct {
+    uint64_t seed;
+    int reps;
+    size_t nmax, K, C;
+    const double *ns;
+    const cfg_t *cfg;
+    fpl_policy_t (*apol)[NPROM];
+    fpl_format_t fin[NIN];
+    size_t o_err, o_rel, o_ams, o_ama, o_ame, width; /* offsets in a cell */
+} sweep_t;
+
+static void cell_fn(void *ctx, size_t cell, double *out)
+{
+    const sweep_t *sw = ctx;
+    const size_t K = sw->K, nmax = sw->nmax;
+    const double *ns = sw->ns;
+    int d = (int)(cell / ((size_t)NIN * (size_t)sw->reps));
+    int i = (int)(cell / (size_t)sw->reps % NIN), r = (int)(cell % (size_t)sw->reps);
+    for (size_t k = 0; k < sw->width; k++)
+        out[k] = 0;
+    double ref_worst = 0;
+    double *x = malloc(nmax * sizeof *x), *y = malloc(nmax * sizeof *y);
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(g, fpa_stream_seed(sw->seed, (uint64_t)(d * NIN + i), (uint64_t)r));
+    for (size_t t = 0; t < nmax; t++) {
+        x[t] = d == DATA_UNIFORM ? gsl_rng_uniform(g) : gsl_ran_gaussian(g, 1.0);
+        y[t] = d == DATA_UNIFORM ? gsl_rng_uniform(g) : gsl_ran_gaussian(g, 1.0);
+    }
+    fpl_round_array(&sw->fin[i], x, x, nmax, FPL_RNE, NULL);
+    fpl_round_array(&sw->fin[i], y, y, nmax, FPL_RNE, NULL);
+    for (size_t j = 0; j < K; j++) {
+        size_t n = (size_t)ns[j];
+        double s, slo;
+        ref_dot(x, y, n, &s, &slo);
+        double absum = 0;
+        for (size_t t = 0; t < n; t++)
+            absum += fabs(x[t] * y[t]);
+        /* the reference's own error, against MPFR, on a sample */
+        if (r == 0 && (j == 0 || j == K - 1 || j == K / 2)) {
+            double e = exact_dot_error(x, y, n, s, slo) / absum;
+            if (e > ref_worst)
+                ref_worst = e;
+        }
+        size_t q = 0; /* slot of configuration c in this group */
+        for (size_t c = 0; c < sw->C; c++) {
+            if (sw->cfg[c].data != d || sw->cfg[c].in != i)
+                continue;
+            fpl_sr_t sr;
+            fpl_sr_seed(&sr, fpa_stream_seed(sw->seed ^ 0x5151, c * 64 + j, (uint64_t)r));
+            double v = fpl_dot(&sw->cfg[c].pol, x, y, n, &sr);
+            double ae = fabs((v - s) - slo); /* v - s exact (Sterbenz) when close */
+            out[sw->o_err + q * K + j] = isfinite(v) ? ae / absum : INFINITY;
+            out[sw->o_rel + q * K + j] = isfinite(v) ? (s != 0 ? ae / fabs(s) : ae) : INFINITY;
+            q++;
+        }
+    }
+    if (i == AM_IN) /* e4m3: the tensor-core accumulator models */
+        for (size_t j = 0; j < NAK; j++) {
+            size_t n = am_K[j];
+            double s, slo, absum = 0;
+            ref_dot(x, y, n, &s, &slo);
+            for (size_t t = 0; t < n; t++)
+                absum += fabs(x[t] * y[t]);
+            out[sw->o_ams + j] = s;
+            out[sw->o_ama + j] = absum;
+            for (int m = 0; m < NAM; m++)
+                for (int k = 0; k < NPROM; k++) {
+                    double v = fpl_dot(&sw->apol[m][k], x, y, n, NULL);
+                    out[sw->o_ame + ((size_t)m * NPROM + (size_t)k) * NAK + j] =
+                        isfinite(v) ? (v - s) - slo : INFINITY;
+                }
+        }
+    out[0] = ref_worst;
+    gsl_rng_free(g);
+    free(x);
+    free(y);
+}
+
 int main(int argc, char **argv)
 {
     fpa_t A;
@@ -456,71 +539,74 @@ int main(int argc, char **argv)
         fprintf(stderr, "dot: out of memory\n");
         return 1;
     }
-    size_t groups = NDATA * NIN, done = 0;
+    /* the widest group of configurations sets the cell's width */
+    size_t per_group = 0;
     for (int d = 0; d < NDATA; d++)
         for (int i = 0; i < NIN; i++) {
-            fpl_format_t fin;
-            fpl_format_parse(inputs[i], &fin);
-#pragma omp parallel for schedule(dynamic, 1) reduction(max : ref_worst)
-            for (int r = 0; r < reps; r++) {
-                double *x = malloc(nmax * sizeof *x), *y = malloc(nmax * sizeof *y);
-                gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
-                gsl_rng_set(g, fpa_stream_seed(A.seed, (uint64_t)(d * NIN + i), (uint64_t)r));
-                for (size_t t = 0; t < nmax; t++) {
-                    x[t] = d == DATA_UNIFORM ? gsl_rng_uniform(g) : gsl_ran_gaussian(g, 1.0);
-                    y[t] = d == DATA_UNIFORM ? gsl_rng_uniform(g) : gsl_ran_gaussian(g, 1.0);
-                }
-                fpl_round_array(&fin, x, x, nmax, FPL_RNE, NULL);
-                fpl_round_array(&fin, y, y, nmax, FPL_RNE, NULL);
-                for (size_t j = 0; j < K; j++) {
-                    size_t n = (size_t)ns[j];
-                    double s, slo;
-                    ref_dot(x, y, n, &s, &slo);
-                    double absum = 0;
-                    for (size_t t = 0; t < n; t++)
-                        absum += fabs(x[t] * y[t]);
-                    /* the reference's own error, against MPFR, on a sample */
-                    if (r == 0 && (j == 0 || j == K - 1 || j == K / 2)) {
-                        double e = exact_dot_error(x, y, n, s, slo) / absum;
-                        if (e > ref_worst)
-                            ref_worst = e;
-                    }
-                    for (size_t c = 0; c < C; c++) {
-                        if (cfg[c].data != d || cfg[c].in != i)
-                            continue;
-                        fpl_sr_t sr;
-                        fpl_sr_seed(&sr, fpa_stream_seed(A.seed ^ 0x5151, c * 64 + j, (uint64_t)r));
-                        double v = fpl_dot(&cfg[c].pol, x, y, n, &sr);
-                        double ae = fabs((v - s) - slo); /* v - s exact (Sterbenz) when close */
-                        size_t at = (c * K + j) * (size_t)reps + (size_t)r;
-                        err[at] = isfinite(v) ? ae / absum : INFINITY;
-                        rel[at] = isfinite(v) ? (s != 0 ? ae / fabs(s) : ae) : INFINITY;
-                    }
-                }
-                if (i == AM_IN) /* e4m3: the tensor-core accumulator models */
-                    for (size_t j = 0; j < NAK; j++) {
-                        size_t n = am_K[j];
-                        double s, slo, absum = 0;
-                        ref_dot(x, y, n, &s, &slo);
-                        for (size_t t = 0; t < n; t++)
-                            absum += fabs(x[t] * y[t]);
-                        am_s[((size_t)d * NAK + j) * (size_t)reps + (size_t)r] = s;
-                        am_abs[((size_t)d * NAK + j) * (size_t)reps + (size_t)r] = absum;
-                        for (int m = 0; m < NAM; m++)
-                            for (int k = 0; k < NPROM; k++) {
-                                double v = fpl_dot(&apol[m][k], x, y, n, NULL);
-                                size_t at = ((((size_t)d * NAM + (size_t)m) * NPROM + (size_t)k) * NAK + j) *
-                                                (size_t)reps + (size_t)r;
-                                am_err[at] = isfinite(v) ? (v - s) - slo : INFINITY;
-                            }
-                    }
-                gsl_rng_free(g);
-                free(x);
-                free(y);
-            }
-            fpa_progress(&A, "input groups", ++done, groups);
+            size_t q = 0;
+            for (size_t c = 0; c < C; c++)
+                q += cfg[c].data == d && cfg[c].in == i;
+            if (q > per_group)
+                per_group = q;
         }
-    fpa_progress_end(&A);
+    sweep_t X = {.seed = A.seed,
+                 .reps = reps,
+                 .nmax = nmax,
+                 .K = K,
+                 .C = C,
+                 .ns = ns,
+                 .cfg = cfg,
+                 .apol = apol};
+    for (int i = 0; i < NIN; i++)
+        fpl_format_parse(inputs[i], &X.fin[i]);
+    X.o_err = 1; /* out[0]: the reference's own error */
+    X.o_rel = X.o_err + per_group * K;
+    X.o_ams = X.o_rel + per_group * K;
+    X.o_ama = X.o_ams + NAK;
+    X.o_ame = X.o_ama + NAK;
+    X.width = X.o_ame + (size_t)NAM * NPROM * NAK;
+    size_t cells = (size_t)NDATA * NIN * (size_t)reps;
+    double *res = malloc(cells * X.width * sizeof *res);
+    st = res ? fpa_sweep(&A, "vector pairs", cells, X.width, cell_fn, &X, res) : -1;
+    if (!res)
+        fprintf(stderr, "dot: out of memory\n");
+    if (st) { /* a shard was written (1), or the merge or an allocation failed (-1) */
+        free(res);
+        free(err);
+        free(rel);
+        free(am_err);
+        free(am_s);
+        free(am_abs);
+        return st < 0 ? 1 : 0;
+    }
+    for (size_t cell = 0; cell < cells; cell++) {
+        const double *o = res + cell * X.width;
+        int d = (int)(cell / ((size_t)NIN * (size_t)reps));
+        int i = (int)(cell / (size_t)reps % NIN), r = (int)(cell % (size_t)reps);
+        if (o[0] > ref_worst)
+            ref_worst = o[0];
+        size_t q = 0;
+        for (size_t c = 0; c < C; c++) {
+            if (cfg[c].data != d || cfg[c].in != i)
+                continue;
+            for (size_t j = 0; j < K; j++) {
+                size_t at = (c * K + j) * (size_t)reps + (size_t)r;
+                err[at] = o[X.o_err + q * K + j];
+                rel[at] = o[X.o_rel + q * K + j];
+            }
+            q++;
+        }
+        if (i == AM_IN)
+            for (size_t j = 0; j < NAK; j++) {
+                am_s[((size_t)d * NAK + j) * (size_t)reps + (size_t)r] = o[X.o_ams + j];
+                am_abs[((size_t)d * NAK + j) * (size_t)reps + (size_t)r] = o[X.o_ama + j];
+                for (int m = 0; m < NAM; m++)
+                    for (int k = 0; k < NPROM; k++)
+                        am_err[AM_AT(d, m, k, j) * (size_t)reps + (size_t)r] =
+                            o[X.o_ame + ((size_t)m * NPROM + (size_t)k) * NAK + j];
+            }
+    }
+    free(res);
     /* The reference must be far more accurate than anything it measures:
      * binary32's unit roundoff is 2^-24; demand 2^-60. */
     if (ref_worst > 0x1p-60) {

@@ -21,6 +21,114 @@ static const char *const norm_fmt[] = {"fp32", "bf16", "fp16", "e4m3"};
 static const double means[] = {0.0, 8.0};
 #define NMEAN 2
 
+/* The sweep: one cell per (d, repetition), its results at these offsets
+ * (perturbation p; input mean m and statistics format k; the reference's
+ * own error per mean, measured in repetition 0 only) */
+enum {
+    OUT_AMP = 0,
+    OUT_ERR = NPERT,
+    OUT_REF = NPERT + NMEAN * NNORM,
+    CELL_WIDTH = OUT_REF + NMEAN
+};
+
+typedef struct {
+    uint64_t seed;
+    int reps;
+    size_t dims[8];
+    double eps_pert;
+    fpl_policy_t exact, pol[NNORM];
+    fpl_format_t bf16;
+} sweep_t;
+
+static void cell_fn(void *ctx, size_t cell, double *out)
+{
+    const sweep_t *sw = ctx;
+    int i = (int)(cell / (size_t)sw->reps), r = (int)(cell % (size_t)sw->reps);
+    for (size_t k = 0; k < CELL_WIDTH; k++)
+        out[k] = 0;
+    size_t d = sw->dims[i];
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(g, fpa_stream_seed(sw->seed, (uint64_t)i, (uint64_t)r));
+    double *x = malloc(d * sizeof *x);
+    double *y = malloc(d * sizeof *y), *yp = malloc(d * sizeof *yp), *dl = malloc(d * sizeof *dl);
+    /* part A, in MPFR at 256 bits: the perturbed inputs are formed
+     * exactly, so a pure scale or shift stays one (in binary64 the
+     * rounding of x + delta alone leaves a 2^-53/eps floor) */
+    mpfr_t *X = fpa_mp_alloc(d), *XP = fpa_mp_alloc(d), *Y = fpa_mp_alloc(d), *YP = fpa_mp_alloc(d);
+    mpfr_t nx, ny, nd_, dy, t;
+    mpfr_inits2(FPA_MP_PREC, nx, ny, nd_, dy, t, (mpfr_ptr)0);
+    mpfr_set_zero(nx, 1);
+    mpfr_set_zero(nd_, 1);
+    for (size_t k = 0; k < d; k++) {
+        mpfr_set_d(X[k], 0.5 + gsl_ran_gaussian(g, 1.0), MPFR_RNDN);
+        mpfr_fma(nx, X[k], X[k], nx, MPFR_RNDN);
+        dl[k] = gsl_ran_gaussian(g, 1.0);
+        mpfr_set_d(t, dl[k], MPFR_RNDN);
+        mpfr_fma(nd_, t, t, nd_, MPFR_RNDN);
+    }
+    mpfr_sqrt(nx, nx, MPFR_RNDN);
+    mpfr_sqrt(nd_, nd_, MPFR_RNDN);
+    fpa_mp_norm(Y, X, d, 1e-5, 1);
+    mpfr_set_zero(ny, 1);
+    for (size_t k = 0; k < d; k++)
+        mpfr_fma(ny, Y[k], Y[k], ny, MPFR_RNDN);
+    mpfr_sqrt(ny, ny, MPFR_RNDN);
+    for (int p = 0; p < NPERT; p++) {
+        for (size_t k = 0; k < d; k++) {
+            if (p == P_SCALE) {
+                mpfr_mul_d(t, X[k], sw->eps_pert, MPFR_RNDN);
+            } else if (p == P_SHIFT) {
+                mpfr_mul_d(t, nx, sw->eps_pert, MPFR_RNDN);
+                mpfr_div_d(t, t, sqrt((double)d), MPFR_RNDN);
+            } else {
+                mpfr_mul_d(t, nx, sw->eps_pert * dl[k], MPFR_RNDN);
+                mpfr_div(t, t, nd_, MPFR_RNDN);
+            }
+            mpfr_add(XP[k], X[k], t, MPFR_RNDN);
+        }
+        fpa_mp_norm(YP, XP, d, 1e-5, 1);
+        mpfr_set_zero(dy, 1);
+        for (size_t k = 0; k < d; k++) {
+            mpfr_sub(t, YP[k], Y[k], MPFR_RNDN);
+            mpfr_fma(dy, t, t, dy, MPFR_RNDN);
+        }
+        mpfr_sqrt(dy, dy, MPFR_RNDN);
+        mpfr_div(dy, dy, ny, MPFR_RNDN);
+        out[OUT_AMP + p] = mpfr_get_d(dy, MPFR_RNDN) / sw->eps_pert;
+    }
+    mpfr_clears(nx, ny, nd_, dy, t, (mpfr_ptr)0);
+    fpa_mp_free(X, d);
+    fpa_mp_free(XP, d);
+    fpa_mp_free(YP, d);
+    /* part B: the error of LayerNorm itself, statistics in low precision,
+     * on bf16 activations */
+    for (int m = 0; m < NMEAN; m++) {
+        for (size_t q = 0; q < d; q++)
+            x[q] = fpl_round(&sw->bf16, means[m] + gsl_ran_gaussian(g, 1.0), FPL_RNE, NULL);
+        fpl_layernorm(&sw->exact, x, y, d, 1e-5, NULL);
+        if (r == 0) { /* the binary64 reference against MPFR */
+            for (size_t k = 0; k < d; k++)
+                mpfr_set_d(Y[k], x[k], MPFR_RNDN);
+            mpfr_t *Z = fpa_mp_alloc(d);
+            fpa_mp_norm(Z, Y, d, 1e-5, 1);
+            out[OUT_REF + m] = fpa_mp_relerr(y, Z, d);
+            fpa_mp_free(Z, d);
+        }
+        for (int k = 0; k < NNORM; k++) {
+            fpl_layernorm(&sw->pol[k], x, yp, d, 1e-5, NULL);
+            fpl_err_t e;
+            fpl_error_metrics(yp, y, d, &sw->pol[k].out, &e);
+            out[OUT_ERR + m * NNORM + k] = isnan(e.rel) ? INFINITY : e.rel;
+        }
+    }
+    fpa_mp_free(Y, d);
+    free(x);
+    free(y);
+    free(yp);
+    free(dl);
+    gsl_rng_free(g);
+}
+
 int main(int argc, char **argv)
 {
     fpa_t A;
@@ -54,97 +162,38 @@ int main(int argc, char **argv)
     double *amp = malloc((size_t)nd * NPERT * (size_t)reps * sizeof *amp);
     double *err = malloc((size_t)nd * NMEAN * NNORM * (size_t)reps * sizeof *err);
     double refe[8 * NMEAN] = {0}; /* the reference's own error, per (d, mean) */
-    if (!amp || !err)
+    size_t cells = (size_t)nd * (size_t)reps;
+    double *res = malloc(cells * CELL_WIDTH * sizeof *res);
+    if (!amp || !err || !res) {
+        free(amp);
+        free(err);
+        free(res);
         return fpa_fail(&A, "out of memory");
-#pragma omp parallel for schedule(dynamic, 1) collapse(2)
+    }
+    sweep_t X = {.seed = A.seed, .reps = reps, .eps_pert = eps_pert, .exact = exact, .bf16 = bf16};
+    memcpy(X.dims, dims, sizeof dims);
+    memcpy(X.pol, pol, sizeof pol);
+    st = fpa_sweep(&A, "vectors", cells, CELL_WIDTH, cell_fn, &X, res);
+    if (st) { /* a shard was written (1), or the merge failed (-1) */
+        free(res);
+        free(amp);
+        free(err);
+        return st < 0 ? 1 : 0;
+    }
     for (int i = 0; i < nd; i++)
         for (int r = 0; r < reps; r++) {
-            size_t d = dims[i];
-            gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
-            gsl_rng_set(g, fpa_stream_seed(A.seed, (uint64_t)i, (uint64_t)r));
-            double *x = malloc(d * sizeof *x);
-            double *y = malloc(d * sizeof *y), *yp = malloc(d * sizeof *yp),
-                   *dl = malloc(d * sizeof *dl);
-            /* part A, in MPFR at 256 bits: the perturbed inputs are formed
-             * exactly, so a pure scale or shift stays one (in binary64 the
-             * rounding of x + delta alone leaves a 2^-53/eps floor) */
-            mpfr_t *X = fpa_mp_alloc(d), *XP = fpa_mp_alloc(d), *Y = fpa_mp_alloc(d),
-                   *YP = fpa_mp_alloc(d);
-            mpfr_t nx, ny, nd_, dy, t;
-            mpfr_inits2(FPA_MP_PREC, nx, ny, nd_, dy, t, (mpfr_ptr)0);
-            mpfr_set_zero(nx, 1);
-            mpfr_set_zero(nd_, 1);
-            for (size_t k = 0; k < d; k++) {
-                mpfr_set_d(X[k], 0.5 + gsl_ran_gaussian(g, 1.0), MPFR_RNDN);
-                mpfr_fma(nx, X[k], X[k], nx, MPFR_RNDN);
-                dl[k] = gsl_ran_gaussian(g, 1.0);
-                mpfr_set_d(t, dl[k], MPFR_RNDN);
-                mpfr_fma(nd_, t, t, nd_, MPFR_RNDN);
-            }
-            mpfr_sqrt(nx, nx, MPFR_RNDN);
-            mpfr_sqrt(nd_, nd_, MPFR_RNDN);
-            fpa_mp_norm(Y, X, d, 1e-5, 1);
-            mpfr_set_zero(ny, 1);
-            for (size_t k = 0; k < d; k++)
-                mpfr_fma(ny, Y[k], Y[k], ny, MPFR_RNDN);
-            mpfr_sqrt(ny, ny, MPFR_RNDN);
-            for (int p = 0; p < NPERT; p++) {
-                for (size_t k = 0; k < d; k++) {
-                    if (p == P_SCALE) {
-                        mpfr_mul_d(t, X[k], eps_pert, MPFR_RNDN);
-                    } else if (p == P_SHIFT) {
-                        mpfr_mul_d(t, nx, eps_pert, MPFR_RNDN);
-                        mpfr_div_d(t, t, sqrt((double)d), MPFR_RNDN);
-                    } else {
-                        mpfr_mul_d(t, nx, eps_pert * dl[k], MPFR_RNDN);
-                        mpfr_div(t, t, nd_, MPFR_RNDN);
-                    }
-                    mpfr_add(XP[k], X[k], t, MPFR_RNDN);
-                }
-                fpa_mp_norm(YP, XP, d, 1e-5, 1);
-                mpfr_set_zero(dy, 1);
-                for (size_t k = 0; k < d; k++) {
-                    mpfr_sub(t, YP[k], Y[k], MPFR_RNDN);
-                    mpfr_fma(dy, t, t, dy, MPFR_RNDN);
-                }
-                mpfr_sqrt(dy, dy, MPFR_RNDN);
-                mpfr_div(dy, dy, ny, MPFR_RNDN);
-                amp[((size_t)i * NPERT + (size_t)p) * (size_t)reps + (size_t)r] =
-                    mpfr_get_d(dy, MPFR_RNDN) / eps_pert;
-            }
-            mpfr_clears(nx, ny, nd_, dy, t, (mpfr_ptr)0);
-            fpa_mp_free(X, d);
-            fpa_mp_free(XP, d);
-            fpa_mp_free(YP, d);
-            /* part B: the error of LayerNorm itself, statistics in low precision,
-             * on bf16 activations */
+            const double *o = res + ((size_t)i * (size_t)reps + (size_t)r) * CELL_WIDTH;
+            for (int p = 0; p < NPERT; p++)
+                amp[((size_t)i * NPERT + (size_t)p) * (size_t)reps + (size_t)r] = o[OUT_AMP + p];
             for (int m = 0; m < NMEAN; m++) {
-                for (size_t q = 0; q < d; q++)
-                    x[q] = fpl_round(&bf16, means[m] + gsl_ran_gaussian(g, 1.0), FPL_RNE, NULL);
-                fpl_layernorm(&exact, x, y, d, 1e-5, NULL);
-                if (r == 0) { /* the binary64 reference against MPFR */
-                    for (size_t k = 0; k < d; k++)
-                        mpfr_set_d(Y[k], x[k], MPFR_RNDN);
-                    mpfr_t *Z = fpa_mp_alloc(d);
-                    fpa_mp_norm(Z, Y, d, 1e-5, 1);
-                    refe[i * NMEAN + m] = fpa_mp_relerr(y, Z, d);
-                    fpa_mp_free(Z, d);
-                }
-                for (int k = 0; k < NNORM; k++) {
-                    fpl_layernorm(&pol[k], x, yp, d, 1e-5, NULL);
-                    fpl_err_t e;
-                    fpl_error_metrics(yp, y, d, &pol[k].out, &e);
+                for (int k = 0; k < NNORM; k++)
                     err[(((size_t)i * NMEAN + (size_t)m) * NNORM + (size_t)k) * (size_t)reps +
-                        (size_t)r] = isnan(e.rel) ? INFINITY : e.rel;
-                }
+                        (size_t)r] = o[OUT_ERR + m * NNORM + k];
+                if (r == 0)
+                    refe[i * NMEAN + m] = o[OUT_REF + m];
             }
-            fpa_mp_free(Y, d);
-            free(x);
-            free(y);
-            free(yp);
-            free(dl);
-            gsl_rng_free(g);
         }
+    free(res);
 
     /* ---- CSV ---------------------------------------------------------------- */
     fpl_csv_t *c1 = fpa_csv(&A, "layernorm",

@@ -191,6 +191,79 @@ static void interval(const double *b, size_t n, double *mean, double *lo, double
         *sd = s.sd;
 }
 
+/* ---- the sweep: one cell per (variant, gain, seed) ----------------------
+ * A cell runs one stack under every policy; its results are the NREP values
+ * of each report (policy k, layer l) at (k * L + l) * NREP, then the
+ * reference check of the first block (seed 0 only) and a failure flag. */
+enum { NREP = 10 };
+
+typedef struct {
+    uint64_t seed;
+    size_t d, T, L, S;
+    double gains[NGAIN];
+    fpl_res_policy_t pol[NPOL];
+} sweep_t;
+
+static size_t cell_width(const sweep_t *sw)
+{
+    return NPOL * sw->L * NREP + 2;
+}
+
+static void cell_fn(void *ctx, size_t u, double *out)
+{
+    const sweep_t *sw = ctx;
+    const size_t d = sw->d, T = sw->T, L = sw->L, S = sw->S, W = cell_width(sw);
+    for (size_t k = 0; k < W; k++)
+        out[k] = 0;
+    size_t v = u / (NGAIN * S), gi = u / S % NGAIN, s = u % S;
+    fpl_resstack_t c = {.variant = (fpl_res_variant_t)v,
+                        .d = d,
+                        .hidden = 4 * d,
+                        .tokens = T,
+                        .depth = L,
+                        .gain = sw->gains[gi]};
+    /* the model and its input depend on (gain, seed) only: every variant
+     * and policy sees the same weights and data */
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(g, fpa_stream_seed(sw->seed, gi, s));
+    if (s == 0) { /* check the binary64 reference of the first block in MPFR */
+        double *x0 = malloc(T * d * sizeof *x0), *y = malloc(T * d * sizeof *y);
+        double *W1 = malloc(8 * d * d * sizeof *W1), *W2 = W1 + 4 * d * d;
+        double *wk = malloc(fpl_resstack_work_size(&c) * sizeof *wk);
+        fpl_res_policy_t ex;
+        fpl_policy_exact(&ex.block);
+        fpl_resstack_input(&c, g, x0);
+        fpl_resstack_weights(&c, g, W1, W2);
+        fpl_resstack_block(&c, W1, W2, x0, y, &ex, NULL, wk);
+        out[W - 2] = mp_block_error(&c, W1, W2, x0, y);
+        free(x0);
+        free(y);
+        free(W1);
+        free(wk);
+        gsl_rng_set(g, fpa_stream_seed(sw->seed, gi, s));
+    }
+    fpl_resstack_report_t *R = malloc(NPOL * L * sizeof *R);
+    if (!R || fpl_resstack_run(&c, g, sw->pol, NPOL, fpa_stream_seed(sw->seed, 1000 + u, 0), R))
+        out[W - 1] = 1;
+    else
+        for (size_t k = 0; k < NPOL * L; k++) {
+            const fpl_resstack_report_t *q = &R[k];
+            double *o = out + k * NREP;
+            o[0] = q->rel;
+            o[1] = q->abs;
+            o[2] = q->arith_rel;
+            o[3] = q->introduced;
+            o[4] = q->inherited;
+            o[5] = q->amplification;
+            o[6] = q->weights_rel;
+            o[7] = q->signal_rms;
+            o[8] = q->out_rms;
+            o[9] = q->finite;
+        }
+    free(R);
+    gsl_rng_free(g);
+}
+
 int main(int argc, char **argv)
 {
     fpa_t A;
@@ -221,52 +294,47 @@ int main(int argc, char **argv)
             return fpa_fail(&A, "bad policy");
     }
     const size_t units = NVAR * NGAIN * S;
+    sweep_t X = {.seed = A.seed, .d = d, .T = T, .L = L, .S = S};
+    memcpy(X.gains, gains, sizeof gains);
+    memcpy(X.pol, pol, sizeof pol);
+    const size_t width = cell_width(&X);
     fpl_resstack_report_t *R = malloc(units * NPOL * L * sizeof *R);
     double refe[NVAR * NGAIN] = {0};
-    if (!R)
-        return fpa_fail(&A, "out of memory");
-    size_t done = 0;
-    int failed = 0;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t u = 0; u < units; u++) {
-        size_t v = u / (NGAIN * S), gi = u / S % NGAIN, s = u % S;
-        fpl_resstack_t c = {.variant = (fpl_res_variant_t)v,
-                            .d = d,
-                            .hidden = 4 * d,
-                            .tokens = T,
-                            .depth = L,
-                            .gain = gains[gi]};
-        /* the model and its input depend on (gain, seed) only: every variant
-         * and policy sees the same weights and data */
-        gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
-        gsl_rng_set(g, fpa_stream_seed(A.seed, gi, s));
-        if (s == 0) { /* check the binary64 reference of the first block in MPFR */
-            double *x0 = malloc(T * d * sizeof *x0), *y = malloc(T * d * sizeof *y);
-            double *W1 = malloc(8 * d * d * sizeof *W1), *W2 = W1 + 4 * d * d;
-            double *wk = malloc(fpl_resstack_work_size(&c) * sizeof *wk);
-            fpl_res_policy_t ex;
-            fpl_policy_exact(&ex.block);
-            fpl_resstack_input(&c, g, x0);
-            fpl_resstack_weights(&c, g, W1, W2);
-            fpl_resstack_block(&c, W1, W2, x0, y, &ex, NULL, wk);
-            refe[v * NGAIN + gi] = mp_block_error(&c, W1, W2, x0, y);
-            free(x0);
-            free(y);
-            free(W1);
-            free(wk);
-            gsl_rng_set(g, fpa_stream_seed(A.seed, gi, s));
-        }
-        if (fpl_resstack_run(&c, g, pol, NPOL, fpa_stream_seed(A.seed, 1000 + u, 0),
-                             R + u * NPOL * L))
-#pragma omp atomic write
-            failed = 1;
-        gsl_rng_free(g);
-#pragma omp critical
-        fpa_progress(&A, "stacks", ++done, units);
+    double *res = malloc(units * width * sizeof *res);
+    st = R && res ? fpa_sweep(&A, "stacks", units, width, cell_fn, &X, res) : -1;
+    if (!R || !res)
+        fprintf(stderr, "residual: out of memory\n");
+    if (st) { /* a shard was written (1), or the merge or an allocation failed (-1) */
+        free(res);
+        free(R);
+        return st < 0 ? 1 : 0;
     }
-    fpa_progress_end(&A);
-    if (failed)
+    int failed = 0;
+    for (size_t u = 0; u < units; u++) {
+        const double *o = res + u * width;
+        failed |= o[width - 1] != 0;
+        if (u % S == 0) /* seed 0 of (variant, gain) */
+            refe[u / S] = o[width - 2];
+        for (size_t k = 0; k < NPOL * L; k++) {
+            fpl_resstack_report_t *q = &R[u * NPOL * L + k];
+            const double *e = o + k * NREP;
+            q->rel = e[0];
+            q->abs = e[1];
+            q->arith_rel = e[2];
+            q->introduced = e[3];
+            q->inherited = e[4];
+            q->amplification = e[5];
+            q->weights_rel = e[6];
+            q->signal_rms = e[7];
+            q->out_rms = e[8];
+            q->finite = (int)e[9];
+        }
+    }
+    free(res);
+    if (failed) {
+        free(R);
         return fpa_fail(&A, "stack failed");
+    }
 
     /* ---- summaries over seeds --------------------------------------------- */
     lsum_t *LS = calloc(NVAR * NPOL * NGAIN * L, sizeof *LS);

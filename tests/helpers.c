@@ -1,8 +1,11 @@
 /* helpers.c -- test helpers: seeds, random inputs, the independent oracle */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/wait.h>
 
 #include <gmp.h>
 
@@ -239,4 +242,43 @@ void fpt_oracle_neighbours(const fpl_format_t *f, const double *grid, size_t n, 
 {
     *lo = fpt_oracle_round(f, grid, n, x, FPL_RTZ);
     *hi = fpt_oracle_round(f, grid, n, x, signbit(x) ? FPL_RDOWN : FPL_RUP);
+}
+
+static int run_sh(char *buf, size_t n, int with_stderr, const char *fmt, va_list ap)
+{
+    char cmd[8192], full[8300];
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    snprintf(full, sizeof full, with_stderr ? "( %s ) 2>&1" : "%s", cmd);
+    if (buf && n)
+        buf[0] = '\0';
+    FILE *fp = popen(full, "r");
+    if (!fp) {
+        fprintf(stderr, "# cannot run: %s\n", full);
+        return -1;
+    }
+    size_t len = buf && n ? fread(buf, 1, n - 1, fp) : 0;
+    if (buf && n)
+        buf[len] = '\0';
+    while (fgetc(fp) != EOF) /* the rest, so the command is not cut off by SIGPIPE */
+        ;
+    int st = pclose(fp);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int fpt_sh(char *buf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int st = run_sh(buf, n, 0, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+int fpt_sh_all(char *buf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int st = run_sh(buf, n, 1, fmt, ap);
+    va_end(ap);
+    return st;
 }

@@ -55,4 +55,13 @@ void fpt_oracle_neighbours(const fpl_format_t *f, const double *grid, size_t n, 
 /* Bitwise equality of doubles, with all NaNs equal. */
 int fpt_same(double a, double b);
 
+/* ---- shell commands (the tests of the command and the analyses) ---------
+ * Run the command printf(fmt, ...) with /bin/sh; its standard output goes
+ * into buf (at most n - 1 bytes, NUL-terminated; buf NULL: read and
+ * discarded).  fpt_sh_all captures standard error there too.  Returns the
+ * command's exit status, 128 when it was killed by a signal, -1 (buf empty,
+ * a message on stderr) when it could not be started. */
+int fpt_sh(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int fpt_sh_all(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -27,26 +26,6 @@ static const char *builddir(void)
     if (s)
         *s = '\0';
     return d;
-}
-
-/* run a shell command, capture stdout into buf; return exit status */
-static int sh(char *buf, size_t n, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *fp = popen(cmd, "r");
-    assert_non_null(fp);
-    size_t len = buf ? fread(buf, 1, n - 1, fp) : 0;
-    if (buf)
-        buf[len] = '\0';
-    else
-        while (fgetc(fp) != EOF)
-            ;
-    int st = pclose(fp);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
 static char *slurp(const char *path)
@@ -69,18 +48,20 @@ static int setup(void **state)
     (void)state;
     if (!mkdtemp(dir1) || !mkdtemp(dir2) || !mkdtemp(dir3))
         return -1;
-    if (sh(out1, sizeof out1, "'%s/analyses/dot' --quick --out '%s' --threads 1", builddir(), dir1))
+    if (fpt_sh(out1, sizeof out1, "'%s/analyses/dot' --quick --out '%s' --threads 1", builddir(),
+               dir1))
         return -1;
-    if (sh(NULL, 0, "'%s/analyses/dot' --quick --out '%s' --threads 2 >/dev/null", builddir(), dir2))
+    if (fpt_sh(NULL, 0, "'%s/analyses/dot' --quick --out '%s' --threads 2 >/dev/null", builddir(),
+               dir2))
         return -1;
     const char *more[] = {"residual", "layernorm", "granularity"};
     char *outs[] = {out_res, out_ln, out_gr};
     for (int i = 0; i < 3; i++) {
-        if (sh(outs[i], sizeof out_res, "'%s/analyses/%s' --quick --out '%s' --threads 1",
-               builddir(), more[i], dir1))
+        if (fpt_sh(outs[i], sizeof out_res, "'%s/analyses/%s' --quick --out '%s' --threads 1",
+                   builddir(), more[i], dir1))
             return -1;
-        if (sh(NULL, 0, "'%s/analyses/%s' --quick --out '%s' --threads 2 >/dev/null", builddir(),
-               more[i], dir2))
+        if (fpt_sh(NULL, 0, "'%s/analyses/%s' --quick --out '%s' --threads 2 >/dev/null",
+                   builddir(), more[i], dir2))
             return -1;
     }
     return 0;
@@ -359,8 +340,9 @@ static void test_analyses_fplab_run(void **state)
 {
     (void)state;
     char out[65536];
-    assert_int_equal(sh(out, sizeof out, "'%s' run dot --quick --out '%s' --seed 1", getenv("FPLAB"),
-                        dir3), 0);
+    assert_int_equal(
+        fpt_sh(out, sizeof out, "'%s' run dot --quick --out '%s' --seed 1", getenv("FPLAB"), dir3),
+        0);
     assert_string_equal(out, out1);
     char p1[256], p3[256];
     snprintf(p1, sizeof p1, "%s/data/dot.csv", dir1);
@@ -371,11 +353,11 @@ static void test_analyses_fplab_run(void **state)
     free(b);
     /* bad input: one message, non-zero status */
     char err[4096];
-    assert_int_equal(sh(err, sizeof err, "'%s' run dot --seed 2>&1", getenv("FPLAB")), 2);
+    assert_int_equal(fpt_sh(err, sizeof err, "'%s' run dot --seed 2>&1", getenv("FPLAB")), 2);
     assert_non_null(strstr(err, "needs a value"));
-    assert_int_equal(sh(err, sizeof err, "'%s' run nosuch 2>&1", getenv("FPLAB")), 2);
+    assert_int_equal(fpt_sh(err, sizeof err, "'%s' run nosuch 2>&1", getenv("FPLAB")), 2);
     assert_non_null(strstr(err, "unknown analysis"));
-    assert_true(sh(err, sizeof err, "'%s/analyses/dot' --threads 0 2>&1", builddir()) != 0);
+    assert_true(fpt_sh(err, sizeof err, "'%s/analyses/dot' --threads 0 2>&1", builddir()) != 0);
     assert_non_null(strstr(err, "bad value"));
 }
 
@@ -619,8 +601,10 @@ static void test_analyses_without_gnuplot(void **state)
     (void)state;
     char d[] = "/tmp/fplab-nognu-XXXXXX", err[8192], path[256];
     assert_non_null(mkdtemp(d));
-    int st = sh(err, sizeof err, "FPL_GNUPLOT=/nonexistent/gnuplot '%s/analyses/layernorm' --quick "
-                                 "--out '%s' 2>&1 >/dev/null", builddir(), d);
+    int st = fpt_sh(err, sizeof err,
+                    "FPL_GNUPLOT=/nonexistent/gnuplot '%s/analyses/layernorm' --quick "
+                    "--out '%s' 2>&1 >/dev/null",
+                    builddir(), d);
     assert_true(st != 0);
     size_t lines = 0;
     for (const char *p = err; *p; p++)

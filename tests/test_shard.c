@@ -7,39 +7,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include <cmocka.h>
 
-/* The analyses whose sweep can be sharded (all of them, eventually). */
-static const char *const sharded[] = {"granularity"};
+#include "helpers.h"
+
+/* The analyses whose sweep can be sharded: all of them. */
+static const char *const sharded[] = {"granularity", "dot", "residual", "layernorm"};
 
 static const char *fplab(void)
 {
     const char *f = getenv("FPLAB");
     return f ? f : "src/cli/fplab";
-}
-
-/* run a shell command, capture stdout + stderr into buf; return exit status */
-static int sh(char *buf, size_t n, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[8300];
-    snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
-    FILE *fp = popen(full, "r");
-    assert_non_null(fp);
-    size_t len = buf ? fread(buf, 1, n - 1, fp) : 0;
-    if (buf)
-        buf[len] = '\0';
-    else
-        while (fgetc(fp) != EOF)
-            ;
-    int st = pclose(fp);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
 static char *tmpdir(void)
@@ -51,7 +30,7 @@ static char *tmpdir(void)
 
 static void rmdir_all(char *d)
 {
-    sh(NULL, 0, "rm -rf '%s'", d);
+    fpt_sh_all(NULL, 0, "rm -rf '%s'", d);
     free(d);
 }
 
@@ -64,27 +43,30 @@ static void test_shard_merge_is_byte_identical(void **state)
         const char *a = sharded[k];
         char *whole = tmpdir(), *parts = tmpdir();
         static char out_whole[65536], out_merge[65536], buf[65536];
-        assert_int_equal(sh(out_whole, sizeof out_whole,
-                            "'%s' run %s --quick --seed 3 --out '%s' --threads 2 | grep ^verdict",
-                            fplab(), a, whole),
-                         0);
+        assert_int_equal(
+            fpt_sh_all(out_whole, sizeof out_whole,
+                       "'%s' run %s --quick --seed 3 --out '%s' --threads 2 | grep ^verdict",
+                       fplab(), a, whole),
+            0);
         for (int i = 2; i >= 0; i--)
-            assert_int_equal(sh(buf, sizeof buf, "'%s' run %s --quick --seed 3 --out '%s' "
-                                                 "--threads %d --shard %d/3",
-                                fplab(), a, parts, 1 + i % 2, i),
+            assert_int_equal(fpt_sh_all(buf, sizeof buf,
+                                        "'%s' run %s --quick --seed 3 --out '%s' "
+                                        "--threads %d --shard %d/3",
+                                        fplab(), a, parts, 1 + i % 2, i),
                              0);
         /* a shard writes its slice and nothing else */
-        assert_int_equal(sh(buf, sizeof buf, "ls '%s/data' | grep -v '\\.shard-' | wc -l", parts), 0);
+        assert_int_equal(
+            fpt_sh_all(buf, sizeof buf, "ls '%s/data' | grep -v '\\.shard-' | wc -l", parts), 0);
         assert_int_equal(atoi(buf), 0);
-        assert_int_equal(sh(out_merge, sizeof out_merge,
-                            "'%s' merge %s --quick --seed 3 --out '%s' | grep ^verdict", fplab(),
-                            a, parts),
+        assert_int_equal(fpt_sh_all(out_merge, sizeof out_merge,
+                                    "'%s' merge %s --quick --seed 3 --out '%s' | grep ^verdict",
+                                    fplab(), a, parts),
                          0);
         assert_string_equal(out_whole, out_merge);
-        assert_int_equal(sh(buf, sizeof buf,
-                            "cd '%s/data' && n=0 && for f in %s*.csv; do n=$((n+1)); "
-                            "cmp '%s/data/'$f $f || exit 1; done && echo $n",
-                            whole, a, parts),
+        assert_int_equal(fpt_sh_all(buf, sizeof buf,
+                                    "cd '%s/data' && n=0 && for f in %s*.csv; do n=$((n+1)); "
+                                    "cmp '%s/data/'$f $f || exit 1; done && echo $n",
+                                    whole, a, parts),
                          0);
         if (atoi(buf) < 2)
             fail_msg("%s: only %d data files compared", a, atoi(buf));
@@ -101,44 +83,55 @@ static void test_shard_merge_refusals(void **state)
     char *d = tmpdir();
     static char buf[65536];
     /* nothing to merge */
-    assert_int_not_equal(sh(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
+    assert_int_not_equal(
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
     assert_non_null(strstr(buf, "no shard files"));
     for (int i = 0; i < 3; i += 2) /* shards 0 and 2 of 3 */
-        assert_int_equal(sh(NULL, 0, "'%s' run %s --quick --out '%s' --shard %d/3", fplab(), a, d,
-                            i),
-                         0);
-    assert_int_not_equal(sh(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
+        assert_int_equal(
+            fpt_sh_all(NULL, 0, "'%s' run %s --quick --out '%s' --shard %d/3", fplab(), a, d, i),
+            0);
+    assert_int_not_equal(
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
     assert_non_null(strstr(buf, "shard 1 of 3 is missing"));
-    assert_int_equal(sh(NULL, 0, "'%s' run %s --quick --out '%s' --shard 1/3", fplab(), a, d), 0);
+    assert_int_equal(
+        fpt_sh_all(NULL, 0, "'%s' run %s --quick --out '%s' --shard 1/3", fplab(), a, d), 0);
     /* another seed, or the full size, is another sweep */
     assert_int_not_equal(
-        sh(buf, sizeof buf, "'%s' merge %s --quick --seed 2 --out '%s'", fplab(), a, d), 0);
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --seed 2 --out '%s'", fplab(), a, d), 0);
     assert_non_null(strstr(buf, "use the same --quick and --seed"));
     /* a damaged shard: a line cut short */
-    assert_int_equal(sh(NULL, 0, "cd '%s/data' && cp %s.shard-1-of-3.csv keep && "
-                                 "sed -i '$ s/,[0-9a-f]*$//' %s.shard-1-of-3.csv",
-                        d, a, a),
+    assert_int_equal(fpt_sh_all(NULL, 0,
+                                "cd '%s/data' && cp %s.shard-1-of-3.csv keep && "
+                                "sed -i '$ s/,[0-9a-f]*$//' %s.shard-1-of-3.csv",
+                                d, a, a),
                      0);
-    assert_int_not_equal(sh(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
+    assert_int_not_equal(
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
     assert_non_null(strstr(buf, "expected"));
     /* a repeated cell */
-    assert_int_equal(sh(NULL, 0, "cd '%s/data' && cp keep %s.shard-1-of-3.csv && "
-                                 "tail -n 1 keep >> %s.shard-1-of-3.csv",
-                        d, a, a),
+    assert_int_equal(fpt_sh_all(NULL, 0,
+                                "cd '%s/data' && cp keep %s.shard-1-of-3.csv && "
+                                "tail -n 1 keep >> %s.shard-1-of-3.csv",
+                                d, a, a),
                      0);
-    assert_int_not_equal(sh(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
+    assert_int_not_equal(
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
     assert_non_null(strstr(buf, "repeated cell"));
-    assert_int_equal(sh(NULL, 0, "cd '%s/data' && mv keep %s.shard-1-of-3.csv", d, a), 0);
+    assert_int_equal(fpt_sh_all(NULL, 0, "cd '%s/data' && mv keep %s.shard-1-of-3.csv", d, a), 0);
     /* shards of two splits */
-    assert_int_equal(sh(NULL, 0, "'%s' run %s --quick --out '%s' --shard 0/2", fplab(), a, d), 0);
-    assert_int_not_equal(sh(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
+    assert_int_equal(
+        fpt_sh_all(NULL, 0, "'%s' run %s --quick --out '%s' --shard 0/2", fplab(), a, d), 0);
+    assert_int_not_equal(
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
     assert_non_null(strstr(buf, "two splits"));
     /* none of the refused merges wrote a result */
-    assert_int_equal(sh(buf, sizeof buf, "ls '%s/data' | grep -v '\\.shard-' | wc -l", d), 0);
+    assert_int_equal(fpt_sh_all(buf, sizeof buf, "ls '%s/data' | grep -v '\\.shard-' | wc -l", d),
+                     0);
     assert_int_equal(atoi(buf), 0);
     /* after removing the stray split, the merge goes through */
-    assert_int_equal(sh(NULL, 0, "rm '%s/data/%s.shard-0-of-2.csv'", d, a), 0);
-    assert_int_equal(sh(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
+    assert_int_equal(fpt_sh_all(NULL, 0, "rm '%s/data/%s.shard-0-of-2.csv'", d, a), 0);
+    assert_int_equal(fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d),
+                     0);
     rmdir_all(d);
 }
 
@@ -152,29 +145,35 @@ static void test_shard_slurm_script(void **state)
         src = ".";
     char *whole = tmpdir(), *parts = tmpdir();
     static char a[65536], b[65536];
-    assert_int_equal(sh(a, sizeof a, "'%s' run granularity --quick --out '%s' | grep ^verdict",
-                        fplab(), whole),
+    assert_int_equal(fpt_sh_all(a, sizeof a,
+                                "'%s' run granularity --quick --out '%s' | grep ^verdict", fplab(),
+                                whole),
                      0);
     for (int id = 4; id <= 6; id++)
-        assert_int_equal(sh(b, sizeof b,
-                            "SLURM_ARRAY_TASK_ID=%d SLURM_ARRAY_TASK_MIN=4 SLURM_ARRAY_TASK_COUNT=3 "
-                            "SLURM_CPUS_PER_TASK=1 FPLAB='%s' bash '%s/scripts/fplab-slurm.sbatch' "
-                            "granularity --quick --out '%s'",
-                            id, fplab(), src, parts),
-                         0);
-    assert_int_equal(sh(b, sizeof b, "ls '%s/data'", parts), 0);
+        assert_int_equal(
+            fpt_sh_all(b, sizeof b,
+                       "SLURM_ARRAY_TASK_ID=%d SLURM_ARRAY_TASK_MIN=4 SLURM_ARRAY_TASK_COUNT=3 "
+                       "SLURM_CPUS_PER_TASK=1 FPLAB='%s' bash '%s/scripts/fplab-slurm.sbatch' "
+                       "granularity --quick --out '%s'",
+                       id, fplab(), src, parts),
+            0);
+    assert_int_equal(fpt_sh_all(b, sizeof b, "ls '%s/data'", parts), 0);
     assert_non_null(strstr(b, "granularity.shard-2-of-3.csv"));
-    assert_int_equal(
-        sh(b, sizeof b, "'%s' merge granularity --quick --out '%s' | grep ^verdict", fplab(), parts),
-        0);
+    assert_int_equal(fpt_sh_all(b, sizeof b,
+                                "'%s' merge granularity --quick --out '%s' | grep ^verdict",
+                                fplab(), parts),
+                     0);
     assert_string_equal(a, b);
-    assert_int_equal(sh(NULL, 0, "cmp '%s/data/granularity.csv' '%s/data/granularity.csv'", whole,
-                        parts),
+    assert_int_equal(fpt_sh_all(NULL, 0, "cmp '%s/data/granularity.csv' '%s/data/granularity.csv'",
+                                whole, parts),
                      0);
     /* outside a job array it says so */
-    assert_int_not_equal(sh(b, sizeof b, "env -u SLURM_ARRAY_TASK_ID bash '%s/scripts/fplab-slurm.sbatch' "
-                                         "granularity", src),
-                         0);
+    assert_int_not_equal(
+        fpt_sh_all(b, sizeof b,
+                   "env -u SLURM_ARRAY_TASK_ID bash '%s/scripts/fplab-slurm.sbatch' "
+                   "granularity",
+                   src),
+        0);
     assert_non_null(strstr(b, "job array"));
     rmdir_all(whole);
     rmdir_all(parts);
@@ -187,13 +186,15 @@ static void test_shard_bad_options(void **state)
     static char buf[4096];
     const char *bad[] = {"3/3", "-1/3", "1/0", "1", "a/b", "1/2/3", "1/3x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(sh(buf, sizeof buf, "'%s' run granularity --quick --out /nonexistent "
-                                             "--shard '%s'", fplab(), bad[i]),
+        assert_int_equal(fpt_sh_all(buf, sizeof buf,
+                                    "'%s' run granularity --quick --out /nonexistent "
+                                    "--shard '%s'",
+                                    fplab(), bad[i]),
                          2);
         assert_non_null(strstr(buf, "--shard"));
     }
-    assert_int_equal(sh(buf, sizeof buf, "'%s' merge granularity --shard 0/2", fplab()), 2);
-    assert_int_equal(sh(buf, sizeof buf, "'%s' merge", fplab()), 2);
+    assert_int_equal(fpt_sh_all(buf, sizeof buf, "'%s' merge granularity --shard 0/2", fplab()), 2);
+    assert_int_equal(fpt_sh_all(buf, sizeof buf, "'%s' merge", fplab()), 2);
     assert_non_null(strstr(buf, "missing ANALYSIS"));
 }
 

@@ -15,6 +15,10 @@ enum { NVAR = 4, NGAIN = 3, NM = 10 };
 static const char *const var_name[NVAR] = {"preln", "postln", "rmsnorm", "nonorm"};
 static const char *const var_label[NVAR] = {"pre-LN", "post-LN", "pre-RMSNorm", "no norm"};
 static const char *const gain_name[NGAIN] = {"damped", "mid", "undamped"};
+/* the gains in panel titles (gnuplot enhanced text), and what each means */
+static const char *const gain_tex[NGAIN] = {"1/√(2L)", "L^{-1/4}", "1"};
+static const char *const gain_note[NGAIN] = {"damped as in GPT-2", "in between",
+                                             "undamped branches"};
 
 /* The block policies and the stream format.  The *_fp32stream policies run
  * the blocks exactly as their namesakes but keep x in fp32: the difference
@@ -135,9 +139,22 @@ static void med(const double *x, size_t n, size_t stride, int keep_inf, double *
     }
 }
 
-/* A last multiplot panel across the bottom holding the key (gnuplot lays a
- * key out in the width of its own panel) and a note above it. */
-static void key_panel(fpl_plot_t *p, const char *style, const char *extra, const char *note)
+/* A figure of rows x cols panels with margins "left,right,bottom,top" and
+ * spacing "x[,y]" (screen fractions); the caller adds the settings common
+ * to its panels, draws the panels and closes it with figure_end. */
+static fpl_plot_t *figure_begin(int rows, int cols, const char *margins, const char *spacing)
+{
+    fpl_plot_t *p = fpl_plot_new();
+    fpl_plot_printf(p, "set multiplot layout %d,%d margins %s spacing %s\n", rows, cols, margins,
+                    spacing);
+    return p;
+}
+
+/* Close a figure with a last panel across the bottom holding the key, one
+ * entry per variant drawn in `style`, then `extra` (gnuplot lays a key out in
+ * the width of its own panel) and a note above it; render it as FILE. */
+static void figure_end(fpa_t *A, fpl_plot_t *p, const char *file, double w, double h,
+                       const char *style, const char *extra, const char *note)
 {
     static const char *const colour[NVAR] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7"};
     fpl_plot_printf(p, "unset label\nunset arrow\nunset logscale\nset lmargin at screen 0.05\n"
@@ -151,6 +168,8 @@ static void key_panel(fpl_plot_t *p, const char *style, const char *extra, const
     for (int v = 0; v < NVAR; v++)
         fpl_plot_printf(p, "NaN %s lc rgb '%s' title '%s', ", style, colour[v], var_label[v]);
     fpl_plot_printf(p, "%s\nunset multiplot\n", extra ? extra : "NaN notitle");
+    fpa_render(A, p, file, w, h);
+    fpl_plot_free(p);
 }
 
 typedef struct {
@@ -506,11 +525,8 @@ int main(int argc, char **argv)
     fpl_format_t f16, e43;
     fpl_format_parse("fp16", &f16);
     fpl_format_parse("e4m3", &e43);
-    fpl_plot_t *p = fpl_plot_new();
-    fpl_plot_printf(p,
-                    "set multiplot layout 2,3 margins 0.07,0.98,0.15,0.93 spacing 0.06,0.1\n"
-                    "set logscale xy\nset format y '10^{%%T}'\nset xrange [1:%zu]\n",
-                    L);
+    fpl_plot_t *p = figure_begin(2, 3, "0.07,0.98,0.15,0.93", "0.06,0.1");
+    fpl_plot_printf(p, "set logscale xy\nset format y '10^{%%T}'\nset xrange [1:%zu]\n", L);
     for (int row = 0; row < 2; row++)
         for (size_t gi = 0; gi < NGAIN; gi++) {
             for (size_t v = 0; v < NVAR; v++)
@@ -529,12 +545,9 @@ int main(int argc, char **argv)
                 }
             if (row == 0)
                 fpl_plot_printf(p,
-                                "set title 'g = %s'\nunset xlabel\nset logscale x\n"
+                                "set title 'g = %s: %s'\nunset xlabel\nset logscale x\n"
                                 "set format x '%%g'\nset xtics (1, 3, 10, 30, %zu)\n",
-                                gi == 0   ? "1/√(2L): damped as in GPT-2"
-                                : gi == 1 ? "L^{-1/4}: in between"
-                                          : "1: undamped branches",
-                                L);
+                                gain_tex[gi], gain_note[gi], L);
             else
                 fpl_plot_printf(p, "unset title\nset xlabel 'layer l'\nunset logscale x\n"
                                    "set xtics autofreq\n");
@@ -583,17 +596,14 @@ int main(int argc, char **argv)
                 fpl_plot_printf(p, "unset label\nunset arrow\n");
             }
         }
-    key_panel(
-        p, "w l lw 2", "NaN w l ls 20 lc rgb '#888888' title '∝ √l (random walk)'",
-        "solid: residual stream in bf16;  dashed: the same bf16 blocks, stream kept in fp32;  "
-        "bands: 10-90% over seeds");
-    fpa_render(&A, p, "residual", 13, 8);
-    fpl_plot_free(p);
+    figure_end(&A, p, "residual", 13, 8, "w l lw 2",
+               "NaN w l ls 20 lc rgb '#888888' title '∝ √l (random walk)'",
+               "solid: residual stream in bf16;  dashed: the same bf16 blocks, stream kept in "
+               "fp32;  bands: 10-90% over seeds");
 
     /* ---- figure 2: amplification per layer ------------------------------------- */
-    p = fpl_plot_new();
+    p = figure_begin(1, 3, "0.07,0.98,0.25,0.9", "0.06");
     fpl_plot_printf(p,
-                    "set multiplot layout 1,3 margins 0.07,0.98,0.25,0.9 spacing 0.06\n"
                     "set xrange [1:%zu]\nset xlabel 'layer l'\nset yrange [0.85:1.15]\n"
                     "set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead ls 20\n",
                     L);
@@ -616,12 +626,8 @@ int main(int argc, char **argv)
             }
             fpl_plot_printf(p, "EOD\n");
         }
-        fpl_plot_printf(p, "set title 'g = %s (bf16)'\nset ylabel '%s'\n%s",
-                        gi == 0   ? "1/√(2L)"
-                        : gi == 1 ? "L^{-1/4}"
-                                  : "1",
-                        gi == 0 ? "amplification: inherited out / arithmetic error in" : "",
-                        "unset key\n");
+        fpl_plot_printf(p, "set title 'g = %s (bf16)'\nset ylabel '%s'\nunset key\n", gain_tex[gi],
+                        gi == 0 ? "amplification: inherited out / arithmetic error in" : "");
         fpl_plot_printf(p, "plot ");
         for (size_t v = 0; v < NVAR; v++)
             fpl_plot_printf(p,
@@ -629,15 +635,12 @@ int main(int argc, char **argv)
                             "$a%zuv%zu u 1:2 w lp ls %zu notitle%s",
                             gi, v, v + 1, gi, v, v + 1, v + 1 < NVAR ? ", " : "\n");
     }
-    key_panel(p, "w lp lw 2 pt 7", NULL,
-              "bf16 policy; median (line) and 10-90% (band) over seeds and windows of layers");
-    fpa_render(&A, p, "residual_amplification", 13, 4.5);
-    fpl_plot_free(p);
+    figure_end(&A, p, "residual_amplification", 13, 4.5, "w lp lw 2 pt 7", NULL,
+               "bf16 policy; median (line) and 10-90% (band) over seeds and windows of layers");
 
     /* ---- figure 3: every policy: error at layer L and growth exponent --------- */
-    p = fpl_plot_new();
+    p = figure_begin(2, 3, "0.07,0.98,0.16,0.93", "0.06,0.12");
     fpl_plot_printf(p,
-                    "set multiplot layout 2,3 margins 0.07,0.98,0.16,0.93 spacing 0.06,0.12\n"
                     "set xrange [0.5:%d.5]\nset xtics ('bf16' 1, \"bf16\\nfp32 stream\" 2, "
                     "'fp16' 3, 'e4m3' 4, \"e4m3\\nfp32 stream\" 5, 'int8 w' 6) font ',9'\n",
                     NPOL - 1);
@@ -662,10 +665,7 @@ int main(int argc, char **argv)
                 fpl_plot_printf(p,
                                 "set title 'g = %s'\nset logscale y\nset format y '10^{%%T}'\n"
                                 "set yrange [3e-4:2.5]\nset ylabel '%s'\nunset arrow\n",
-                                gi == 0   ? "1/√(2L)"
-                                : gi == 1 ? "L^{-1/4}"
-                                          : "1",
-                                gi == 0 ? "relative error at layer L" : "");
+                                gain_tex[gi], gi == 0 ? "relative error at layer L" : "");
             else
                 fpl_plot_printf(
                     p,
@@ -690,11 +690,10 @@ int main(int argc, char **argv)
                 fpl_plot_printf(p, "%s", v + 1 < NVAR ? ", " : "\n");
             }
         }
-    key_panel(p, "w p pt 7 ps 1", NULL,
-              "filled: against the original model;  open: against the same stored weights in exact "
-              "arithmetic;  ×: inf/NaN;  dashed: b = 1/2 (random walk);  dash-dot: b = 1 (linear)");
-    fpa_render(&A, p, "residual_policies", 13, 8);
-    fpl_plot_free(p);
+    figure_end(&A, p, "residual_policies", 13, 8, "w p pt 7 ps 1", NULL,
+               "filled: against the original model;  open: against the same stored weights in "
+               "exact arithmetic;  ×: inf/NaN;  dashed: b = 1/2 (random walk);  dash-dot: b = 1 "
+               "(linear)");
 
     /* ---- verdicts --------------------------------------------------------------
      * T2: is the error bounded with normalisation?  Bounded = the exponent's

@@ -580,7 +580,34 @@ int main(int argc, char **argv)
                 under[f] = X.ck[k];
         }
     }
-    if (fpl_csv_close(cf) | fpl_csv_close(cs) | fpl_csv_close(ct) | fpl_csv_close(cc)) {
+    /* growth of the median relative error with L, fitted where it is
+     * finite, nonzero and below 0.5 (before the stall saturates it) */
+    fpl_csv_t *cfit = fpa_csv(&A, "decisions_chain_fit",
+                              "format,variant,points,slope,slope_ci_lo,slope_ci_hi");
+    if (!cfit) {
+        free(cmed);
+        free(res);
+        free(rms);
+        return fpa_fail(&A, "cannot write results");
+    }
+    for (size_t f = 0; f < NCF; f++)
+        for (size_t v = 0; v < NVAR; v++) {
+            double xs[MAXCK], ys[MAXCK], b = NAN, lo = NAN, hi = NAN, a0;
+            size_t m = 0;
+            for (size_t k = 0; k < n; k++) {
+                double e = cmed[(f * NVAR + v) * n + k];
+                if (isfinite(e) && e > 0 && e < 0.5) {
+                    xs[m] = (double)X.ck[k];
+                    ys[m++] = e;
+                }
+            }
+            if (m >= 3)
+                fpl_fit_power(xs, ys, m, &b, &lo, &hi, &a0);
+            fpl_csv_row(cfit, "%s,%s,%zu,%.17g,%.17g,%.17g", chain_fmt[f], variant_name[v], m, b,
+                        lo, hi);
+        }
+    if (fpl_csv_close(cf) | fpl_csv_close(cs) | fpl_csv_close(ct) | fpl_csv_close(cc) |
+        fpl_csv_close(cfit)) {
         free(cmed);
         free(res);
         free(rms);

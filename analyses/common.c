@@ -225,7 +225,7 @@ fpa_verdicts_t *fpa_verdicts_open(fpa_t *a)
 
 void fpa_verdict(fpa_verdicts_t *v, const char *claim, const char *verdict, const char *fmt, ...)
 {
-    char reason[1024];
+    char reason[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);

@@ -13,7 +13,7 @@
 #include "helpers.h"
 
 /* The analyses whose sweep can be sharded: all of them. */
-static const char *const sharded[] = {"granularity", "dot", "residual", "layernorm"};
+static const char *const sharded[] = {"granularity", "dot", "residual", "layernorm", "decisions"};
 
 static const char *fplab(void)
 {

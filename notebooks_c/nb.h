@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fplab.h"
 
@@ -27,6 +28,7 @@ static inline void nb_init(int argc, char **argv)
             exit(2);
         }
     }
+    mkdir(nb_dir, 0777); /* an existing directory is fine; a failure shows at nb_figure */
 }
 
 /* end of one output chunk */

@@ -119,7 +119,9 @@ int fpl_plot_render(fpl_plot_t *p, const char *base, double width, double height
         snprintf(final, n, "%s.%s", base, ext[k]);
         snprintf(tmp, n, "%s.tmp.%s", base, ext[k]);
         char cmd[4200];
-        snprintf(cmd, sizeof cmd, "'%s'", prog);
+        /* gnuplot's own stdout goes nowhere: when it cannot open the
+         * output file it would write the image to the caller's stdout */
+        snprintf(cmd, sizeof cmd, "'%s' >/dev/null", prog);
         FILE *gp = popen(cmd, "w");
         if (!gp) {
             free(final);

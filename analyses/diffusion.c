@@ -12,8 +12,8 @@
 #include "common.h"
 
 #define T_STEPS 1000
-#define NPROJ 64
-#define MAXL 16 /* most items of a list option */
+#define NPROJ   64
+#define MAXL    16 /* most items of a list option */
 
 /* the named policies; any other item is a policy spelling with '/' for ',' */
 static const struct {
@@ -130,8 +130,7 @@ static void cell_fn(void *ctx, size_t cell, double *out)
         fpl_sr_seed(&sr[q], fpa_stream_seed(X->seed, 3000 + cell, q));
         memcpy(xp + q * len, xe, len * sizeof *xe);
         if (!X->pol[q].exact)
-            fpl_round_array(&X->pol[q].out, xp + q * len, xp + q * len, len, X->pol[q].rnd,
-                            &sr[q]);
+            fpl_round_array(&X->pol[q].out, xp + q * len, xp + q * len, len, X->pol[q].rnd, &sr[q]);
         /* introduced at step 0: storing x_T in the state's format */
         for (size_t i = 0; i < n; i++) {
             double e = rms_diff(xp + q * len + i * d, xe + i * d, d);
@@ -150,8 +149,8 @@ static void cell_fn(void *ctx, size_t cell, double *out)
         st = fpl_sampler_step(k, &X->S, &D, &exact, tau[i], tau[i - 1], xe, ye, n, z, NULL);
         for (size_t q = 0; q < P && !st; q++) {
             double *o = out + C_HEAD + q * X->qwidth, *x = xp + q * len;
-            st = fpl_sampler_step(k, &X->S, &D, &X->pol[q], tau[i], tau[i - 1], x, yp, n, z,
-                                  &sr[q]);
+            st =
+                fpl_sampler_step(k, &X->S, &D, &X->pol[q], tau[i], tau[i - 1], x, yp, n, z, &sr[q]);
             if (!st)
                 st = fpl_sampler_step(k, &X->S, &D, &exact, tau[i], tau[i - 1], x, yx, n, z, NULL);
             if (st)
@@ -246,7 +245,8 @@ int main(int argc, char **argv)
         {"sampler", "LIST", "samplers, ':'-separated: ddim ddpm ode heun (default all)", NULL},
         {"policy", "LIST",
          "policies, ':'-separated: fp32 fp16 bf16 e4m3 bf16-fp32state e5m2 fp64 exact, or a\n"
-         "               policy spelling with '/' for ',' (default fp32:fp16:bf16:e4m3:bf16-fp32state)",
+         "               policy spelling with '/' for ',' (default "
+         "fp32:fp16:bf16:e4m3:bf16-fp32state)",
          NULL},
         {"steps", "LIST",
          "step counts in 1..1000, ':'-separated, increasing (default 10:20:50:100:200:500:1000;\n"
@@ -303,7 +303,9 @@ int main(int argc, char **argv)
         }
     }
     /* steps */
-    const char *nv = opt[2].value ? opt[2].value : A.quick ? "10:20:50:100" : "10:20:50:100:200:500:1000";
+    const char *nv = opt[2].value ? opt[2].value
+                     : A.quick    ? "10:20:50:100"
+                                  : "10:20:50:100:200:500:1000";
     if (split(nv, items, &X.nn)) {
         fprintf(stderr, "diffusion: bad value '%s' for --steps (a ':'-separated list)\n", nv);
         return 2;
@@ -320,7 +322,8 @@ int main(int argc, char **argv)
         X.steps[i] = v;
     }
     X.nmax = X.steps[X.nn - 1];
-    if (fpl_schedule_linear(&X.S, T_STEPS, 1e-4, 0.02) || fpl_mixture_circle(&X.mix[0], 8, 2.0, 0.1))
+    if (fpl_schedule_linear(&X.S, T_STEPS, 1e-4, 0.02) ||
+        fpl_mixture_circle(&X.mix[0], 8, 2.0, 0.1))
         return fpa_fail(&A, "model");
     gsl_rng *gm = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(gm, fpa_stream_seed(A.seed, 999, 0));
@@ -343,8 +346,8 @@ int main(int argc, char **argv)
         fpl_mixture_free(&X.mix[1]);
         return st < 0 || X.failed ? 1 : 0;
     }
-#define CELL(s, di, ni, sd) (res + ((((s) * ND + (di)) * X.nn + (ni)) * X.nseeds + (sd)) * X.width)
-#define QO(s, di, ni, sd, q) (CELL(s, di, ni, sd) + C_HEAD + (q) * X.qwidth)
+#define CELL(s, di, ni, sd)  (res + ((((s)*ND + (di)) * X.nn + (ni)) * X.nseeds + (sd)) * X.width)
+#define QO(s, di, ni, sd, q) (CELL(s, di, ni, sd) + C_HEAD + (q)*X.qwidth)
     const size_t NS = X.nseeds;
     double tmpv[64];
 
@@ -379,7 +382,7 @@ int main(int argc, char **argv)
     fpl_summary_t *FL = calloc(X.ns * ND * X.nn, sizeof *FL);
     if (!SE || !SA || !SW || !FL)
         return fpa_fail(&A, "out of memory");
-#define IX(s, di, ni) (((s) * ND + (di)) * X.nn + (ni))
+#define IX(s, di, ni) (((s)*ND + (di)) * X.nn + (ni))
     for (size_t s = 0; s < X.ns; s++)
         for (size_t di = 0; di < ND; di++)
             for (size_t ni = 0; ni < X.nn; ni++) {
@@ -390,8 +393,9 @@ int main(int argc, char **argv)
                 for (size_t q = 0; q < NQ; q++) {
                     for (size_t sd = 0; sd < NS; sd++) {
                         const double *o = QO(s, di, ni, sd, q);
-                        fpl_csv_row(c1, "%s,\"%s\",%zu,%zu,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
-                                        "%.17g,%zu,%.17g",
+                        fpl_csv_row(c1,
+                                    "%s,\"%s\",%zu,%zu,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
+                                    "%.17g,%zu,%.17g",
                                     fpl_sampler_name(X.samp[s]), X.pol[q].text, dims[di],
                                     X.steps[ni], sd, o[Q_MED], o[Q_P90], o[Q_AMP], o[Q_SWD],
                                     fl->mean, fl->sd, o[Q_RSS], X.M[di], o[Q_NONFIN]);
@@ -409,8 +413,9 @@ int main(int argc, char **argv)
                     for (size_t sd = 0; sd < NS; sd++)
                         w += QO(s, di, ni, sd, q)[Q_SWD];
                     SW[ix] = w / (double)NS;
-                    fpl_csv_row(c0, "%s,\"%s\",%zu,%zu,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
-                                    "%.17g,%.17g,%.17g,%d",
+                    fpl_csv_row(c0,
+                                "%s,\"%s\",%zu,%zu,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
+                                "%.17g,%.17g,%.17g,%d",
                                 fpl_sampler_name(X.samp[s]), X.pol[q].text, dims[di], X.steps[ni],
                                 NS, SE[ix].mean, SE[ix].ci_lo, SE[ix].ci_hi, SA[ix].mean,
                                 SA[ix].ci_lo, SA[ix].ci_hi, SW[ix], fl->mean, fl->sd,
@@ -454,15 +459,16 @@ int main(int argc, char **argv)
                 f[1] = lo;
                 f[2] = hi;
                 fpl_csv_row(c2, "%s,\"%s\",%zu,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g",
-                            fpl_sampler_name(X.samp[s]), X.pol[q].text, dims[di], k, b, lo, hi,
-                            ab, alo, ahi);
+                            fpl_sampler_name(X.samp[s]), X.pol[q].text, dims[di], k, b, lo, hi, ab,
+                            alo, ahi);
             }
     /* ---- data/diffusion_late.csv: per step, at the largest step count and 100 */
     fpl_csv_t *c3 = fpa_csv(
         &A, "diffusion_late",
         "# one row per sampler, policy, d, step count (100 and the largest) and step, in sampling\n"
         "# order; t: the step's starting timestep, sigma_t = sqrt(1 - alpha_bar_t): the noise\n"
-        "# level of the state it starts from; introduced_err: the step's own rounding (median over\n"
+        "# level of the state it starts from; introduced_err: the step's own rounding (median "
+        "over\n"
         "# trajectories of ||emulated - exact step|| / sqrt(d), both on the emulated state, mean\n"
         "# over seeds); ratio = introduced_err / sigma_t; inherited_err: the exact step on the\n"
         "# emulated vs on the exact state\n"
@@ -574,9 +580,11 @@ int main(int argc, char **argv)
         for (size_t s = 0; s < X.ns; s++)
             for (size_t q = 0; q < NQ; q++) {
                 for (size_t ni = 0; ni < X.nn; ni++) {
-                    fpl_summary_t *v = amp ? &SA[IX(s, di, ni) * NQ + q] : &SE[IX(s, di, ni) * NQ + q];
+                    fpl_summary_t *v =
+                        amp ? &SA[IX(s, di, ni) * NQ + q] : &SE[IX(s, di, ni) * NQ + q];
                     double lo = fmax(v->ci_lo, v->mean * 1e-3);
-                    fpl_plot_printf(p, "%zu %.17g %.17g %.17g\n", X.steps[ni], v->mean, lo, v->ci_hi);
+                    fpl_plot_printf(p, "%zu %.17g %.17g %.17g\n", X.steps[ni], v->mean, lo,
+                                    v->ci_hi);
                     if (ni == 0 && v->mean > 0 && !(anchor >= v->mean))
                         anchor = v->mean;
                 }
@@ -584,7 +592,8 @@ int main(int argc, char **argv)
             }
         fpl_plot_printf(p, "EOD\n");
         fpl_plot_printf(p, "set title '%s, d = %zu'\nset ylabel '%s'\n",
-                        amp ? "amplification = final error / RSS(introduced)" : "final error (median, mean of seeds)",
+                        amp ? "amplification = final error / RSS(introduced)"
+                            : "final error (median, mean of seeds)",
                         dims[di], amp ? "amplification" : "||x0~ - x0|| / sqrt(d)");
         if (panel == 1)
             fpl_plot_printf(p, "set key at screen 0.99,0.95 top right box font ',8'\n");
@@ -594,13 +603,17 @@ int main(int argc, char **argv)
         size_t blk = 0;
         for (size_t s = 0; s < X.ns; s++)
             for (size_t q = 0; q < NQ; q++, blk++)
-                fpl_plot_printf(p, "$p%d index %zu u 1:3:4 w filledcurves ls %zu fs transparent solid 0.15 notitle, "
-                                   "$p%d index %zu u 1:2 w lp ls %zu dt %s pt 7 ps 0.4 title '%s %s', ",
-                                panel, blk, q + 1, panel, blk, q + 1, dts[s % 4],
-                                fpl_sampler_name(X.samp[s]), short_name(&X.pol[q], names[q]));
+                fpl_plot_printf(
+                    p,
+                    "$p%d index %zu u 1:3:4 w filledcurves ls %zu fs transparent solid 0.15 "
+                    "notitle, "
+                    "$p%d index %zu u 1:2 w lp ls %zu dt %s pt 7 ps 0.4 title '%s %s', ",
+                    panel, blk, q + 1, panel, blk, q + 1, dts[s % 4], fpl_sampler_name(X.samp[s]),
+                    short_name(&X.pol[q], names[q]));
         double a0 = isfinite(anchor) && anchor > 0 ? anchor : 1;
-        fpl_plot_printf(p, "%.17g*sqrt(x/%zu) w l lc rgb '#808080' dt 3 title 'slope 1/2 (sqrt N)', "
-                           "%.17g*(x/%zu) w l lc rgb '#404040' dt 3 title 'slope 1 (N)'\n",
+        fpl_plot_printf(p,
+                        "%.17g*sqrt(x/%zu) w l lc rgb '#808080' dt 3 title 'slope 1/2 (sqrt N)', "
+                        "%.17g*(x/%zu) w l lc rgb '#404040' dt 3 title 'slope 1 (N)'\n",
                         a0, X.steps[0], a0, X.steps[0]);
     }
     fpl_plot_printf(p, "unset multiplot\n");
@@ -630,15 +643,15 @@ int main(int argc, char **argv)
                 fpl_plot_printf(p, "\n\n");
             }
         fpl_plot_printf(p, "EOD\nset title 'd = %zu, N = %zu'\n%s", dims[di], X.nmax,
-                        di ? "set key at screen 0.99,0.9 top right box font ',8'\n" : "unset key\n");
+                        di ? "set key at screen 0.99,0.9 top right box font ',8'\n"
+                           : "unset key\n");
         fpl_plot_printf(p, "plot ");
         size_t blk = 0;
         for (size_t s = 0; s < X.ns; s++)
             for (size_t q = 0; q < NQ; q++, blk++)
-                fpl_plot_printf(p, "$l%zu index %zu u 1:2 w l ls %zu dt %s title '%s %s'%s", di, blk,
-                                q + 1, dts[s % 4], fpl_sampler_name(X.samp[s]),
-                                short_name(&X.pol[q], names[q]),
-                                blk + 1 < X.ns * NQ ? ", " : "\n");
+                fpl_plot_printf(p, "$l%zu index %zu u 1:2 w l ls %zu dt %s title '%s %s'%s", di,
+                                blk, q + 1, dts[s % 4], fpl_sampler_name(X.samp[s]),
+                                short_name(&X.pol[q], names[q]), blk + 1 < X.ns * NQ ? ", " : "\n");
     }
     fpl_plot_printf(p, "unset multiplot\n");
     fpa_render(&A, p, "diffusion_late", 14, 5.5);
@@ -646,9 +659,10 @@ int main(int argc, char **argv)
 
     /* D3: distance to the mixture beside the floor */
     p = fpl_plot_new();
-    fpl_plot_printf(p, "set multiplot layout %d,%zu margins 0.06,0.83,0.08,0.93 spacing 0.05,0.1\n"
-                       "set logscale x\nset xlabel 'steps N'\nset ylabel 'sliced W1 to the mixture'\n"
-                       "set termoption noenhanced\n",
+    fpl_plot_printf(p,
+                    "set multiplot layout %d,%zu margins 0.06,0.83,0.08,0.93 spacing 0.05,0.1\n"
+                    "set logscale x\nset xlabel 'steps N'\nset ylabel 'sliced W1 to the mixture'\n"
+                    "set termoption noenhanced\n",
                     ND, X.ns);
     for (size_t di = 0; di < ND; di++)
         for (size_t s = 0; s < X.ns; s++) {
@@ -661,13 +675,14 @@ int main(int argc, char **argv)
                     fpl_plot_printf(p, " %.17g", SW[IX(s, di, ni) * NQ + q]);
                 fpl_plot_printf(p, " %.17g\n", fl->mean);
             }
-            fpl_plot_printf(p, "EOD\nset title '%s, d = %zu'\n%s", fpl_sampler_name(X.samp[s]),
-                            dims[di],
-                            di == 0 && s == X.ns - 1 ? "set key at screen 0.99,0.93 top right box font ',8'\n"
-                                                     : "unset key\n");
-            fpl_plot_printf(p, "plot $f%zu%zu u 1:2:3 w filledcurves lc rgb '#a0a0a0' fs transparent "
-                               "solid 0.35 title 'exact: floor mean +- 2 sd', "
-                               "$f%zu%zu u 1:%zu w l lc rgb '#404040' dt 2 title 'exact mean'",
+            fpl_plot_printf(
+                p, "EOD\nset title '%s, d = %zu'\n%s", fpl_sampler_name(X.samp[s]), dims[di],
+                di == 0 && s == X.ns - 1 ? "set key at screen 0.99,0.93 top right box font ',8'\n"
+                                         : "unset key\n");
+            fpl_plot_printf(p,
+                            "plot $f%zu%zu u 1:2:3 w filledcurves lc rgb '#a0a0a0' fs transparent "
+                            "solid 0.35 title 'exact: floor mean +- 2 sd', "
+                            "$f%zu%zu u 1:%zu w l lc rgb '#404040' dt 2 title 'exact mean'",
                             di, s, di, s, 4 + NQ);
             for (size_t q = 0; q < NQ; q++)
                 fpl_plot_printf(p, ", $f%zu%zu u 1:%zu w lp ls %zu pt 7 ps 0.5 title '%s'", di, s,
@@ -698,7 +713,8 @@ int main(int argc, char **argv)
         for (int k = 0; k < 3; k++) {
             fpl_policy_t pp;
             fpl_policy_parse(pn[k], &pp);
-            double *x = malloc(n * d * sizeof *x), *traj = malloc((Nf + 1) * ntraj * d * sizeof *traj);
+            double *x = malloc(n * d * sizeof *x),
+                   *traj = malloc((Nf + 1) * ntraj * d * sizeof *traj);
             gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
             gsl_rng_set(g, fpa_stream_seed(A.seed, 5000, 0));
             for (size_t i = 0; i < n * d; i++)
@@ -731,11 +747,12 @@ int main(int argc, char **argv)
             fpl_plot_printf(p, "EOD\n$m%d << EOD\n", k);
             for (size_t c = 0; c < X.mix[0].K; c++)
                 fpl_plot_printf(p, "%.17g %.17g\n", X.mix[0].mu[2 * c], X.mix[0].mu[2 * c + 1]);
-            fpl_plot_printf(p, "EOD\nset title '%s: %s, N = %zu'\n", pt[k],
-                            fpl_sampler_name(sk), Nf);
-            fpl_plot_printf(p, "plot $s%d u 1:2 w p ls %d pt 7 ps 0.25, "
-                               "for [r=0:%zu] $t%d index r u 1:2 w l lc rgb '#404040' lw 0.8, "
-                               "$m%d u 1:2 w p pt 2 ps 1.5 lc rgb '#000000'\n",
+            fpl_plot_printf(p, "EOD\nset title '%s: %s, N = %zu'\n", pt[k], fpl_sampler_name(sk),
+                            Nf);
+            fpl_plot_printf(p,
+                            "plot $s%d u 1:2 w p ls %d pt 7 ps 0.25, "
+                            "for [r=0:%zu] $t%d index r u 1:2 w l lc rgb '#404040' lw 0.8, "
+                            "$m%d u 1:2 w p pt 2 ps 1.5 lc rgb '#000000'\n",
                             k, k + 1, ntraj - 1, k, k);
             free(x);
             free(traj);
@@ -805,8 +822,7 @@ int main(int argc, char **argv)
             bmax[0] > 0.75 ? ", whose per-step increments fall below half an ulp of the state: "
                              "the rounding is biased toward standing still and adds up coherently"
                            : "",
-            shrink[1], lines[1], bmin[1],
-            bmax[1], X.nmax, amed, amin, amax);
+            shrink[1], lines[1], bmin[1], bmax[1], X.nmax, amed, amin, amax);
         /* D2: where the introduced error over sigma_t peaks; per-step error
          * against u |x| at the last step (state-rounding policies) */
         size_t late = 0, tot = 0;
@@ -842,23 +858,27 @@ int main(int argc, char **argv)
             tl += (size_t)snprintf(theory + tl, sizeof theory - tl, "%s%.60s %.2f", tl ? ", " : "",
                                    names[q], in / (u * rms));
         }
-        fpa_verdict(V, "D2", tot && late == tot ? "holds" : late ? "conditional" : "refuted",
-                    "introduced error / sigma_t peaks in the last tenth of the schedule (t <= %d) "
-                    "for %zu of %zu sampler x policy x d lines at N=%zu (peak t from %.0f to %.0f, "
-                    "peak ratio up to %.2g): sigma_t falls to %.3g at t=1 while a step's rounding "
-                    "stays near u|x|; last-step introduced error / (u rms|x0|), %s, d=2: %s (order 1 "
-                    "= one rounding of the state per step; well below 1 when the step's increment "
-                    "is itself below half an ulp)",
-                    T_STEPS / 10, late, tot, X.nmax, tmin, tmax, rmax,
-                    sqrt(1 - X.S.alpha_bar[1]), fpl_sampler_name(X.samp[0]), theory);
+        fpa_verdict(
+            V, "D2",
+            tot && late == tot ? "holds"
+            : late             ? "conditional"
+                               : "refuted",
+            "introduced error / sigma_t peaks in the last tenth of the schedule (t <= %d) "
+            "for %zu of %zu sampler x policy x d lines at N=%zu (peak t from %.0f to %.0f, "
+            "peak ratio up to %.2g): sigma_t falls to %.3g at t=1 while a step's rounding "
+            "stays near u|x|; last-step introduced error / (u rms|x0|), %s, d=2: %s (order 1 "
+            "= one rounding of the state per step; well below 1 when the step's increment "
+            "is itself below half an ulp)",
+            T_STEPS / 10, late, tot, X.nmax, tmin, tmax, rmax, sqrt(1 - X.S.alpha_bar[1]),
+            fpl_sampler_name(X.samp[0]), theory);
         /* D3: fp16 / bf16 within the floor */
         size_t cases = 0, within = 0, e4cases = 0, e4within = 0, fail_state = 0;
         char fails[640] = "";
         size_t flen = 0;
         for (size_t q = 0; q < NQ; q++) {
             int half = !strcmp(X.pol[q].a.name, "fp16") || !strcmp(X.pol[q].a.name, "bf16");
-            int fp8 = X.pol[q].a.kind == FPL_KIND_FLOAT &&
-                      X.pol[q].a.ebits + X.pol[q].a.mbits + 1 == 8;
+            int fp8 =
+                X.pol[q].a.kind == FPL_KIND_FLOAT && X.pol[q].a.ebits + X.pol[q].a.mbits + 1 == 8;
             if (!half && !fp8)
                 continue;
             for (size_t s = 0; s < X.ns; s++)
@@ -884,18 +904,22 @@ int main(int argc, char **argv)
                     }
         }
         size_t nfail = cases - within;
-        fpa_verdict(V, "D3", cases && within == cases ? "holds" : within ? "conditional" : "refuted",
-                    "fp16/bf16 runs within the seed-to-seed floor (sliced W1, mean + 2 sd of exact "
-                    "runs over seeds) in %zu of %zu sampler x d x N cases%s%s%s; 8-bit (e4m3) "
-                    "denoisers with an fp32 state within it in %zu of %zu; mixture samples against "
-                    "each other: %.3g (d=2), %.3g (d=64); the exact side's own error (plain binary64 "
-                    "vs compensated) is at most %.2g (d=2) and %.2g (d=64)",
-                    within, cases, nfail ? ", not in: " : "", fails,
-                    nfail && fail_state == nfail
-                        ? " -- every failure keeps the state in the 16-bit format: the denoiser "
-                          "is tolerated, the state's rounding over many small steps is not"
-                        : "",
-                    e4within, e4cases, fresh_floor[0], fresh_floor[1], ref_err[0], ref_err[1]);
+        fpa_verdict(
+            V, "D3",
+            cases && within == cases ? "holds"
+            : within                 ? "conditional"
+                                     : "refuted",
+            "fp16/bf16 runs within the seed-to-seed floor (sliced W1, mean + 2 sd of exact "
+            "runs over seeds) in %zu of %zu sampler x d x N cases%s%s%s; 8-bit (e4m3) "
+            "denoisers with an fp32 state within it in %zu of %zu; mixture samples against "
+            "each other: %.3g (d=2), %.3g (d=64); the exact side's own error (plain binary64 "
+            "vs compensated) is at most %.2g (d=2) and %.2g (d=64)",
+            within, cases, nfail ? ", not in: " : "", fails,
+            nfail && fail_state == nfail
+                ? " -- every failure keeps the state in the 16-bit format: the denoiser "
+                  "is tolerated, the state's rounding over many small steps is not"
+                : "",
+            e4within, e4cases, fresh_floor[0], fresh_floor[1], ref_err[0], ref_err[1]);
     }
     if (fpa_verdicts_close(V))
         return fpa_fail(&A, "cannot write verdicts");

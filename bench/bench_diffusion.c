@@ -41,7 +41,8 @@ int main(void)
     }
     printf("# fplab %s exact-score Gaussian-mixture denoiser (K = 8), %d trajectories batched\n",
            fpl_version(), M);
-    printf("# rates per core from thread CPU time (best of %d); steps: DDIM sampler steps\n", TRIALS);
+    printf("# rates per core from thread CPU time (best of %d); steps: DDIM sampler steps\n",
+           TRIALS);
     printf("%-44s %4s %14s %14s %8s %s\n", "policy", "d", "M eval/s/core", "M steps/s/core",
            "target", "status");
     double *x = malloc(M * 64 * sizeof *x), *y = malloc(M * 64 * sizeof *y);
@@ -71,16 +72,16 @@ int main(void)
                 double re = (double)(reps * M) / (cpu_now() - t0) / 1e6;
                 t0 = cpu_now();
                 for (size_t r = 0; r < reps; r++)
-                    fpl_sampler_step(FPL_SAMPLER_DDIM, &S, &D, &p, 1000 - r % 900, 999 - r % 900,
-                                     x, y, M, NULL, &sr);
+                    fpl_sampler_step(FPL_SAMPLER_DDIM, &S, &D, &p, 1000 - r % 900, 999 - r % 900, x,
+                                     y, M, NULL, &sr);
                 double rs = (double)(reps * M) / (cpu_now() - t0) / 1e6;
                 best_e = re > best_e ? re : best_e;
                 best_s = rs > best_s ? rs : best_s;
             }
             int judged = pols[k].fp32acc && d == 2;
             misses += judged && best_e < target;
-            printf("%-44s %4zu %14.2f %14.2f %8s %s\n", p.text[0] == 'e' ? "exact" : pols[k].spec, d,
-                   best_e, best_s, judged ? "1.00" : "-",
+            printf("%-44s %4zu %14.2f %14.2f %8s %s\n", p.text[0] == 'e' ? "exact" : pols[k].spec,
+                   d, best_e, best_s, judged ? "1.00" : "-",
                    judged ? (best_e >= target ? "ok" : "MISS") : "");
         }
     }

@@ -97,11 +97,12 @@ static void test_diffusion_score_finite_differences(void **state)
                     memcpy(xm, x, sizeof xm);
                     xp[j] += h;
                     xm[j] -= h;
-                    double fd = -sqrt(1 - ab) * (double)(logp(m, ab, xp) - logp(m, ab, xm)) / (2 * h);
+                    double fd =
+                        -sqrt(1 - ab) * (double)(logp(m, ab, xp) - logp(m, ab, xm)) / (2 * h);
                     /* central differences: error O(h^2 |f'''|) ~ 1e-8 relative to 1/sqrt(v) */
                     if (fabs(e[j] - fd) > 1e-6 * (1 + fabs(fd)))
-                        fail_msg("d=%zu t=%zu coord %zu: eps %.17g, finite differences %.17g",
-                                 m->d, ts[ti], j, e[j], fd);
+                        fail_msg("d=%zu t=%zu coord %zu: eps %.17g, finite differences %.17g", m->d,
+                                 ts[ti], j, e[j], fd);
                 }
             }
         }
@@ -243,13 +244,14 @@ static void test_diffusion_exact_sampler_reproduces_mixture(void **state)
                 if (!(w0 > limit))
                     fail_msg("noise vs mixture %g, floor limit %g", w0, limit);
             }
-            assert_int_equal(fpl_sample((fpl_sampler_t)k, &S, &D, &ex, 1000, a, n, g, NULL, NULL, NULL), 0);
+            assert_int_equal(
+                fpl_sample((fpl_sampler_t)k, &S, &D, &ex, 1000, a, n, g, NULL, NULL, NULL), 0);
             fpl_mixture_sample(&m, g, b, n);
             w += fpl_sliced_w1(a, b, n, d, nproj, gp) / 2;
         }
         if (!(w <= limit))
-            fail_msg("%s: sliced W1 %g beyond the floor %g + 3 x %g", fpl_sampler_name((fpl_sampler_t)k),
-                     w, mean, sd);
+            fail_msg("%s: sliced W1 %g beyond the floor %g + 3 x %g",
+                     fpl_sampler_name((fpl_sampler_t)k), w, mean, sd);
     }
     free(a);
     free(b);
@@ -293,9 +295,12 @@ static void test_diffusion_twin_split(void **state)
             for (size_t i = N; i >= 1; i--) {
                 for (size_t j = 0; j < n * d; j++)
                     z[j] = gsl_ran_gaussian(g, 1.0);
-                assert_int_equal(fpl_sampler_step(k, &S, &D, &ex, tau[i], tau[i - 1], xe, ye, n, z, NULL), 0);
-                assert_int_equal(fpl_sampler_step(k, &S, &D, p, tau[i], tau[i - 1], xp, yp, n, z, NULL), 0);
-                assert_int_equal(fpl_sampler_step(k, &S, &D, &ex, tau[i], tau[i - 1], xp, yx, n, z, NULL), 0);
+                assert_int_equal(
+                    fpl_sampler_step(k, &S, &D, &ex, tau[i], tau[i - 1], xe, ye, n, z, NULL), 0);
+                assert_int_equal(
+                    fpl_sampler_step(k, &S, &D, p, tau[i], tau[i - 1], xp, yp, n, z, NULL), 0);
+                assert_int_equal(
+                    fpl_sampler_step(k, &S, &D, &ex, tau[i], tau[i - 1], xp, yx, n, z, NULL), 0);
                 for (size_t r = 0; r < n; r++) {
                     double tot = 0, in = 0, ih = 0;
                     for (size_t j = 0; j < d; j++) {
@@ -388,18 +393,21 @@ static void test_diffusion_thread_independent(void **state)
     assert_non_null(mkdtemp(d1));
     assert_non_null(mkdtemp(d2));
     static char out1[65536], out2[65536];
-    assert_int_equal(sh(out1, sizeof out1, "'%s/analyses/diffusion' --quick --out '%s' --threads 1 | grep ^verdict",
+    assert_int_equal(sh(out1, sizeof out1,
+                        "'%s/analyses/diffusion' --quick --out '%s' --threads 1 | grep ^verdict",
                         builddir(), d1),
                      0);
-    assert_int_equal(sh(out2, sizeof out2, "'%s/analyses/diffusion' --quick --out '%s' --threads 2 | grep ^verdict",
+    assert_int_equal(sh(out2, sizeof out2,
+                        "'%s/analyses/diffusion' --quick --out '%s' --threads 2 | grep ^verdict",
                         builddir(), d2),
                      0);
     assert_string_equal(out1, out2);
     assert_non_null(strstr(out1, "verdict D1 "));
     assert_non_null(strstr(out1, "verdict D2 "));
     assert_non_null(strstr(out1, "verdict D3 "));
-    const char *files[] = {"diffusion.csv", "diffusion_steps.csv", "diffusion_late.csv",
-                           "diffusion_fit.csv", "diffusion_reference.csv", "diffusion_verdicts.csv"};
+    const char *files[] = {"diffusion.csv",           "diffusion_steps.csv",
+                           "diffusion_late.csv",      "diffusion_fit.csv",
+                           "diffusion_reference.csv", "diffusion_verdicts.csv"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p1[256], p2[256];
         snprintf(p1, sizeof p1, "%s/data/%s", d1, files[i]);
@@ -416,7 +424,8 @@ static void test_diffusion_thread_independent(void **state)
     char *s = slurp(p);
     assert_non_null(strstr(s, "\nsampler,policy,d,steps,seed,final_err_median,final_err_p90,"
                               "amplification,swd,swd_floor_mean,swd_floor_sd"));
-    assert_non_null(strstr(s, "\"w=fp16,a=fp16,prod=exact,acc=fp32,norm=fp32,out=fp16,rnd=rne,order=seq\""));
+    assert_non_null(
+        strstr(s, "\"w=fp16,a=fp16,prod=exact,acc=fp32,norm=fp32,out=fp16,rnd=rne,order=seq\""));
     free(s);
     snprintf(p, sizeof p, "%s/data/diffusion_late.csv", d1);
     s = slurp(p);
@@ -431,8 +440,9 @@ static void test_diffusion_exact_policy_zero_error(void **state)
     (void)state;
     char d[] = "/tmp/fplab-dif3-XXXXXX";
     assert_non_null(mkdtemp(d));
-    assert_int_equal(sh(NULL, 0, "'%s/analyses/diffusion' --quick --out '%s' --policy exact:fp32 "
-                                 "--steps 5:10:20 --sampler ddim:ddpm >/dev/null",
+    assert_int_equal(sh(NULL, 0,
+                        "'%s/analyses/diffusion' --quick --out '%s' --policy exact:fp32 "
+                        "--steps 5:10:20 --sampler ddim:ddpm >/dev/null",
                         builddir(), d),
                      0);
     char p[256];
@@ -445,8 +455,8 @@ static void test_diffusion_exact_policy_zero_error(void **state)
         char samp[16], pol[200];
         size_t dd, steps, seed;
         double med, p90, amp, swd;
-        if (sscanf(line, "%15[^,],\"%199[^\"]\",%zu,%zu,%zu,%lf,%lf,%lf,%lf", samp, pol, &dd, &steps,
-                   &seed, &med, &p90, &amp, &swd) != 9)
+        if (sscanf(line, "%15[^,],\"%199[^\"]\",%zu,%zu,%zu,%lf,%lf,%lf,%lf", samp, pol, &dd,
+                   &steps, &seed, &med, &p90, &amp, &swd) != 9)
             fail_msg("bad row %s", line);
         if (!strcmp(pol, "exact")) {
             exact_rows++;
@@ -466,9 +476,9 @@ static void test_diffusion_exact_policy_zero_error(void **state)
 static void test_diffusion_bad_options(void **state)
 {
     (void)state;
-    const char *bad[] = {"--sampler euler", "--sampler ddim:", "--steps 0", "--steps 1001",
-                         "--steps 20:10", "--steps ten", "--policy fp12", "--policy a=fp99",
-                         "--steps"};
+    const char *bad[] = {"--sampler euler", "--sampler ddim:", "--steps 0",
+                         "--steps 1001",    "--steps 20:10",   "--steps ten",
+                         "--policy fp12",   "--policy a=fp99", "--steps"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char d[] = "/tmp/fplab-dif4-XXXXXX";
         assert_non_null(mkdtemp(d));

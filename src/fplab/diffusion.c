@@ -29,7 +29,8 @@ int fpl_schedule_linear(fpl_schedule_t *s, size_t T, double beta_1, double beta_
     s->beta[0] = 0;
     s->alpha_bar[0] = 1;
     for (size_t t = 1; t <= T; t++) {
-        s->beta[t] = T == 1 ? beta_1 : beta_1 + (beta_T - beta_1) * (double)(t - 1) / (double)(T - 1);
+        s->beta[t] =
+            T == 1 ? beta_1 : beta_1 + (beta_T - beta_1) * (double)(t - 1) / (double)(T - 1);
         s->alpha_bar[t] = s->alpha_bar[t - 1] * (1 - s->beta[t]);
     }
     return FPL_OK;
@@ -177,9 +178,7 @@ static void v_add(const fpl_format_t *f, fpl_rmode_t mode, const double *x, cons
     for (size_t i = 0; i < n; i++) {
         double a = x[i], b = sign * (y ? y[i] : yc), h = odd_sum(a, b);
         if (h == 0) /* IEEE 754: an exact zero sum is +0, -0 rounding down, and x + x = x */
-            h = a == 0 && b == 0 && signbit(a) == signbit(b) ? a
-                : mode == FPL_RDOWN                            ? -0.0
-                                                               : 0.0;
+            h = a == 0 && b == 0 && signbit(a) == signbit(b) ? a : mode == FPL_RDOWN ? -0.0 : 0.0;
         z[i] = h;
     }
     finish(f, mode, z, n, sr);

@@ -106,8 +106,8 @@ int fpl_mixture_eps(const fpl_mixture_t *m, const fpl_policy_t *p, double ab, co
 typedef struct fpl_denoiser fpl_denoiser_t;
 struct fpl_denoiser {
     size_t d;
-    int (*eps)(const fpl_denoiser_t *D, const fpl_policy_t *p, size_t t, double ab,
-               const double *x, size_t n, double *eps, fpl_sr_t *sr);
+    int (*eps)(const fpl_denoiser_t *D, const fpl_policy_t *p, size_t t, double ab, const double *x,
+               size_t n, double *eps, fpl_sr_t *sr);
     const void *state;
 };
 

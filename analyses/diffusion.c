@@ -833,11 +833,11 @@ int main(int argc, char **argv)
             V, "D1", v1,
             "%s: %s; %s; amplification final/RSS(introduced) at N=%zu median %.2f (%.2f to "
             "%.2f; below 1 the sampler contracts toward the modes and forgets early errors)",
-            G == L                                            ? "errors accumulate"
-            : lines[0] && grow[0] == lines[0] && grow[1] == 0 ? "errors accumulate only "
-                                                                "when the state is rounded"
-                                                              : "errors accumulate in "
-                                                                "some lines only",
+            G == 0   ? "errors do not accumulate"
+            : G == L ? "errors accumulate"
+            : lines[0] && grow[0] == lines[0] && grow[1] == 0
+                ? "errors accumulate only when the state is rounded"
+                : "errors accumulate in some lines only",
             ga, gb, X.nmax, amed, amin, amax);
         /* D2: where the introduced error over sigma_t peaks; per-step error
          * against u |x| at the last step (state-rounding policies) */

@@ -88,6 +88,30 @@ static void cell_index(const sweep_t *X, size_t cell, size_t *s, size_t *di, siz
     *s = cell / ND;
 }
 
+/* per-step medians over the trajectories, and the introduced errors'
+ * sum of squares per trajectory */
+typedef struct {
+    const sweep_t *X;
+    double *out, *rss, *tmp;
+} step_ctx_t;
+
+static int step_cb(void *ctx, size_t step, size_t t, size_t t_prev, size_t q,
+                   const double *introduced, const double *inherited, size_t n)
+{
+    (void)t;
+    (void)t_prev;
+    step_ctx_t *c = ctx;
+    double *o = c->out + C_HEAD + q * c->X->qwidth, *rss = c->rss + q * n;
+    for (size_t i = 0; i < n; i++) {
+        rss[i] = (step ? rss[i] : 0) + introduced[i] * introduced[i];
+        c->tmp[i] = introduced[i];
+    }
+    o[NQF + step] = quantile(c->tmp, n, 0.5);
+    memcpy(c->tmp, inherited, n * sizeof *c->tmp);
+    o[NQF + c->X->nmax + 1 + step] = quantile(c->tmp, n, 0.5);
+    return 0;
+}
+
 static void cell_fn(void *ctx, size_t cell, double *out)
 {
     sweep_t *X = ctx;
@@ -100,8 +124,6 @@ static void cell_fn(void *ctx, size_t cell, double *out)
     const fpl_mixture_t *m = &X->mix[di];
     fpl_denoiser_t D;
     fpl_mixture_denoiser(m, &D);
-    fpl_policy_t exact;
-    fpl_policy_exact(&exact);
     /* the random streams: x_T and noise (shared by every run of the cell),
      * fresh mixture samples, projections; seed-level, so the exact runs of
      * the floor differ only by seed */
@@ -111,66 +133,21 @@ static void cell_fn(void *ctx, size_t cell, double *out)
     gsl_rng_set(g, fpa_stream_seed(X->seed, cfg, seed));
     gsl_rng_set(gf, fpa_stream_seed(X->seed, 1000 + di, seed));
     uint64_t proj_seed = fpa_stream_seed(X->seed, 2000 + di, seed);
-    size_t *tau = malloc((N + 1) * sizeof *tau);
-    double *xe = malloc(len * sizeof *xe), *ye = malloc(len * sizeof *ye);
-    double *xp = malloc(P * len * sizeof *xp), *yp = malloc(len * sizeof *yp);
-    double *yx = malloc(len * sizeof *yx), *z = malloc(len * sizeof *z);
+    double *xe = malloc(len * sizeof *xe), *xp = malloc(P * len * sizeof *xp);
     double *fresh = malloc(len * sizeof *fresh), *rss = malloc(P * n * sizeof *rss);
     double *tmp = malloc(n * sizeof *tmp), *tmp2 = malloc(n * sizeof *tmp2);
     fpl_sr_t *sr = malloc(P * sizeof *sr);
-    if (!tau || !xe || !ye || !xp || !yp || !yx || !z || !fresh || !rss || !tmp || !tmp2 || !sr) {
+    if (!xe || !xp || !fresh || !rss || !tmp || !tmp2 || !sr) {
 #pragma omp atomic write
         X->failed = 1;
         goto done;
     }
-    fpl_schedule_steps(&X->S, N, tau);
     for (size_t i = 0; i < len; i++)
         xe[i] = gsl_ran_gaussian_ziggurat(g, 1.0);
-    for (size_t q = 0; q < P; q++) {
-        double *o = out + C_HEAD + q * X->qwidth;
+    for (size_t q = 0; q < P; q++)
         fpl_sr_seed(&sr[q], fpa_stream_seed(X->seed, 3000 + cell, q));
-        memcpy(xp + q * len, xe, len * sizeof *xe);
-        if (!X->pol[q].exact)
-            fpl_round_array(&X->pol[q].out, xp + q * len, xp + q * len, len, X->pol[q].rnd, &sr[q]);
-        /* introduced at step 0: storing x_T in the state's format */
-        for (size_t i = 0; i < n; i++) {
-            double e = rms_diff(xp + q * len + i * d, xe + i * d, d);
-            rss[q * n + i] = e * e;
-            tmp[i] = e;
-        }
-        o[NQF] = quantile(tmp, n, 0.5);
-        o[NQF + X->nmax + 1] = 0;
-    }
-    int st = 0;
-    for (size_t i = N; i >= 1 && !st; i--) {
-        size_t step = N - i + 1; /* 1..N in sampling order */
-        if (k == FPL_SAMPLER_DDPM)
-            for (size_t j = 0; j < len; j++)
-                z[j] = gsl_ran_gaussian_ziggurat(g, 1.0);
-        st = fpl_sampler_step(k, &X->S, &D, &exact, tau[i], tau[i - 1], xe, ye, n, z, NULL);
-        for (size_t q = 0; q < P && !st; q++) {
-            double *o = out + C_HEAD + q * X->qwidth, *x = xp + q * len;
-            st =
-                fpl_sampler_step(k, &X->S, &D, &X->pol[q], tau[i], tau[i - 1], x, yp, n, z, &sr[q]);
-            if (!st)
-                st = fpl_sampler_step(k, &X->S, &D, &exact, tau[i], tau[i - 1], x, yx, n, z, NULL);
-            if (st)
-                break;
-            /* introduced: emulated vs exact step on the emulated state;
-             * inherited: exact step on the emulated vs on the exact state */
-            for (size_t r = 0; r < n; r++) {
-                double e = rms_diff(yp + r * d, yx + r * d, d);
-                rss[q * n + r] += e * e;
-                tmp[r] = e;
-                tmp2[r] = rms_diff(yx + r * d, ye + r * d, d);
-            }
-            o[NQF + step] = quantile(tmp, n, 0.5);
-            o[NQF + X->nmax + 1 + step] = quantile(tmp2, n, 0.5);
-            memcpy(x, yp, len * sizeof *x);
-        }
-        memcpy(xe, ye, len * sizeof *xe);
-    }
-    if (st) {
+    step_ctx_t sc = {X, out, rss, tmp};
+    if (fpl_diffusion_twin(k, &X->S, &D, NULL, X->pol, sr, P, N, xe, xp, n, g, step_cb, &sc)) {
 #pragma omp atomic write
         X->failed = 1;
         goto done;
@@ -198,13 +175,8 @@ static void cell_fn(void *ctx, size_t cell, double *out)
         o[Q_SWD] = isnan(ws) ? INFINITY : ws;
     }
 done:
-    free(tau);
     free(xe);
-    free(ye);
     free(xp);
-    free(yp);
-    free(yx);
-    free(z);
     free(fresh);
     free(rss);
     free(tmp);

@@ -334,6 +334,74 @@ static void test_diffusion_twin_split(void **state)
     gsl_rng_free(g);
 }
 
+/* fpl_diffusion_twin: the exact policy with the reference denoiser is the
+ * reference, bit for bit; another denoiser (a stand-in for a quantized
+ * model: the means moved by 1e-3) introduces error under the exact policy;
+ * step 0 is the rounding of x_T, within half an ulp. */
+typedef struct {
+    size_t calls, n;
+    double max_in[3], max_ih[3], step0_rel[3];
+    const double *xT;
+} twin_ctx_t;
+
+static int twin_cb(void *ctx, size_t step, size_t t, size_t t_prev, size_t q,
+                   const double *introduced, const double *inherited, size_t n)
+{
+    twin_ctx_t *c = ctx;
+    c->calls++;
+    assert_true(t_prev <= t);
+    for (size_t i = 0; i < n; i++) {
+        if (step == 0) {
+            assert_true(inherited[i] == 0);
+            c->step0_rel[q] =
+                fmax(c->step0_rel[q], introduced[i] / hypot(c->xT[2 * i], c->xT[2 * i + 1]));
+        } else {
+            c->max_in[q] = fmax(c->max_in[q], introduced[i]);
+            c->max_ih[q] = fmax(c->max_ih[q], inherited[i]);
+        }
+    }
+    return 0;
+}
+
+static void test_diffusion_twin_run(void **state)
+{
+    (void)state;
+    const size_t n = 32, d = 2, N = 20;
+    gsl_rng *g = rng_new(16);
+    fpl_schedule_t S;
+    fpl_schedule_linear(&S, 1000, 1e-4, 0.02);
+    fpl_mixture_t m, m2;
+    fpl_mixture_circle(&m, 8, 2.0, 0.1);
+    fpl_mixture_circle(&m2, 8, 2.0 + 1e-3, 0.1);
+    fpl_denoiser_t D, D2;
+    fpl_mixture_denoiser(&m, &D);
+    fpl_mixture_denoiser(&m2, &D2);
+    fpl_policy_t pol[3];
+    fpl_policy_exact(&pol[0]);
+    fpl_policy_exact(&pol[1]);
+    fpl_policy_parse("a=fp16,acc=fp32", &pol[2]);
+    const fpl_denoiser_t *emu[3] = {NULL, &D2, NULL};
+    double xT[64], xr[64], xe[3 * 64];
+    for (int k = 0; k < FPL_NSAMPLERS; k++) {
+        for (size_t i = 0; i < n * d; i++)
+            xT[i] = xr[i] = gsl_ran_gaussian(g, 1.0);
+        twin_ctx_t c = {.n = n, .xT = xT};
+        assert_int_equal(
+            fpl_diffusion_twin(k, &S, &D, emu, pol, NULL, 3, N, xr, xe, n, g, twin_cb, &c), 0);
+        assert_int_equal(c.calls, 3 * (N + 1));
+        assert_memory_equal(xe, xr, n * d * sizeof *xr); /* run 0 is the reference */
+        assert_true(c.max_in[0] == 0 && c.max_ih[0] == 0 && c.step0_rel[0] == 0);
+        assert_true(c.max_in[1] > 1e-5 && c.step0_rel[1] == 0);
+        /* fp16: storing x_T costs at most half an ulp, 2^-11 relative */
+        assert_true(c.step0_rel[2] > 0 && c.step0_rel[2] <= 0x1p-11);
+        assert_true(c.max_in[2] > 0 && c.max_ih[2] > 0);
+    }
+    fpl_mixture_free(&m);
+    fpl_mixture_free(&m2);
+    fpl_schedule_free(&S);
+    gsl_rng_free(g);
+}
+
 /* ---- the analysis program -------------------------------------------------- */
 
 static const char *builddir(void)
@@ -504,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_diffusion_emulated_denoiser_bits),
         cmocka_unit_test(test_diffusion_exact_sampler_reproduces_mixture),
         cmocka_unit_test(test_diffusion_twin_split),
+        cmocka_unit_test(test_diffusion_twin_run),
         cmocka_unit_test(test_diffusion_thread_independent),
         cmocka_unit_test(test_diffusion_exact_policy_zero_error),
         cmocka_unit_test(test_diffusion_bad_options),

@@ -510,6 +510,82 @@ int fpl_sample(fpl_sampler_t k, const fpl_schedule_t *s, const fpl_denoiser_t *D
     return st;
 }
 
+/* ---- the twin run -------------------------------------------------------------- */
+
+static double rms_diff(const double *a, const double *b, size_t d)
+{
+    double s = 0;
+    for (size_t j = 0; j < d; j++)
+        s += (a[j] - b[j]) * (a[j] - b[j]);
+    s = sqrt(s / (double)d);
+    return isnan(s) ? INFINITY : s;
+}
+
+int fpl_diffusion_twin(fpl_sampler_t k, const fpl_schedule_t *s, const fpl_denoiser_t *ref,
+                       const fpl_denoiser_t *const *emu, const fpl_policy_t *pol, fpl_sr_t *sr,
+                       size_t P, size_t N, double *x_ref, double *x_emu, size_t n, gsl_rng *rng,
+                       fpl_twin_cb cb, void *ctx)
+{
+    const size_t d = ref->d, len = n * d;
+    for (size_t q = 0; q < P; q++)
+        if (emu && emu[q] && emu[q]->d != d)
+            return fpl__fail(FPL_EINVAL, "twin run: denoisers of different dimensions");
+    fpl_policy_t exact;
+    fpl_policy_exact(&exact);
+    size_t *tau = malloc((N + 1) * sizeof *tau);
+    double *ye = malloc(len * sizeof *ye), *yp = malloc(len * sizeof *yp);
+    double *yx = malloc(len * sizeof *yx), *z = malloc(len * sizeof *z);
+    double *in = malloc(2 * n * sizeof *in);
+    int st = !tau || !ye || !yp || !yx || !z || !in
+                 ? fpl__fail(FPL_ENOMEM, "diffusion: out of memory")
+                 : fpl_schedule_steps(s, N, tau);
+    double *ih = in + n;
+    for (size_t q = 0; q < P && !st; q++) {
+        double *x = x_emu + q * len;
+        memcpy(x, x_ref, len * sizeof *x);
+        if (!pol[q].exact)
+            fpl_round_array(&pol[q].out, x, x, len, pol[q].rnd, sr ? &sr[q] : NULL);
+        for (size_t i = 0; i < n; i++) {
+            in[i] = rms_diff(x + i * d, x_ref + i * d, d);
+            ih[i] = 0;
+        }
+        if (cb)
+            st = cb(ctx, 0, s->T, s->T, q, in, ih, n);
+    }
+    for (size_t i = N; i >= 1 && !st; i--) {
+        if (k == FPL_SAMPLER_DDPM)
+            for (size_t j = 0; j < len; j++)
+                z[j] = gsl_ran_gaussian_ziggurat(rng, 1.0);
+        st = fpl_sampler_step(k, s, ref, &exact, tau[i], tau[i - 1], x_ref, ye, n, z, NULL);
+        for (size_t q = 0; q < P && !st; q++) {
+            const fpl_denoiser_t *D = emu && emu[q] ? emu[q] : ref;
+            double *x = x_emu + q * len;
+            st = fpl_sampler_step(k, s, D, &pol[q], tau[i], tau[i - 1], x, yp, n, z,
+                                  sr ? &sr[q] : NULL);
+            if (!st)
+                st = fpl_sampler_step(k, s, ref, &exact, tau[i], tau[i - 1], x, yx, n, z, NULL);
+            if (st)
+                break;
+            for (size_t r = 0; r < n; r++) {
+                in[r] = rms_diff(yp + r * d, yx + r * d, d);
+                ih[r] = rms_diff(yx + r * d, ye + r * d, d);
+            }
+            memcpy(x, yp, len * sizeof *x);
+            if (cb)
+                st = cb(ctx, N - i + 1, tau[i], tau[i - 1], q, in, ih, n);
+        }
+        if (!st)
+            memcpy(x_ref, ye, len * sizeof *x_ref);
+    }
+    free(tau);
+    free(ye);
+    free(yp);
+    free(yx);
+    free(z);
+    free(in);
+    return st;
+}
+
 /* ---- sliced Wasserstein ------------------------------------------------------ */
 
 static int cmp_double(const void *a, const void *b)

@@ -168,6 +168,31 @@ int fpl_sample(fpl_sampler_t k, const fpl_schedule_t *s, const fpl_denoiser_t *D
                const fpl_policy_t *p, size_t N, double *x, size_t n, gsl_rng *rng,
                fpl_sampler_cb cb, void *ctx, fpl_sr_t *sr);
 
+/* ---- the twin run ---------------------------------------------------------
+ * One sampler run under the reference (exact policy, denoiser ref) beside P
+ * emulated runs (run q: policy pol[q], denoiser emu[q], or ref when emu is
+ * NULL or emu[q] is NULL -- a quantized model against its binary64 original
+ * for D4), all from the same x_T and the same noise, in lockstep.  After
+ * every step the callback gets, for each run q and trajectory i, the error
+ * split of the tracker (track.h), as rms over the d coordinates
+ * (||.|| / sqrt(d); inf when non-finite):
+ *   introduced[i]  the emulated step vs the exact step, both from run q's state
+ *   inherited[i]   the exact step from run q's state vs from the reference state
+ * so the total error of run q after the step is at most their sum.  Step 0
+ * reports storing x_T in each run's state format (t = t_prev = T; inherited
+ * 0); steps 1..N follow in sampling order.
+ * x_ref (n x d) holds x_T on entry and the reference x_0 on return; x_emu
+ * (P x n x d) receives each run's x_0.  The DDPM noise comes from rng as in
+ * fpl_sample; sr[q] is run q's stochastic-rounding stream (sr may be NULL).
+ * Returns 0, FPL_EINVAL, FPL_ENOMEM, a denoiser's or the callback's status. */
+typedef int (*fpl_twin_cb)(void *ctx, size_t step, size_t t, size_t t_prev, size_t q,
+                           const double *introduced, const double *inherited, size_t n);
+
+int fpl_diffusion_twin(fpl_sampler_t k, const fpl_schedule_t *s, const fpl_denoiser_t *ref,
+                       const fpl_denoiser_t *const *emu, const fpl_policy_t *pol, fpl_sr_t *sr,
+                       size_t P, size_t N, double *x_ref, double *x_emu, size_t n, gsl_rng *rng,
+                       fpl_twin_cb cb, void *ctx);
+
 /* ---- distances ----------------------------------------------------------
  * Sliced Wasserstein-1 between two samples of n points (n x d each): the
  * mean over `nproj` directions (drawn uniformly on the sphere from rng) of

@@ -14,12 +14,13 @@
 #include <gsl/gsl_rng.h>
 
 #include "fplab.h"
+#include "helpers.h"
 
+/* a GSL generator from fpt_seed (FPL_TEST_SEED overrides, printed) */
 static gsl_rng *rng_new(unsigned long seed)
 {
     gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
-    const char *e = getenv("FPL_TEST_SEED");
-    gsl_rng_set(g, seed + (e ? strtoul(e, NULL, 10) : 0));
+    gsl_rng_set(g, (unsigned long)fpt_seed(seed));
     return g;
 }
 

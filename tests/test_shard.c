@@ -13,7 +13,8 @@
 #include "helpers.h"
 
 /* The analyses whose sweep can be sharded: all of them. */
-static const char *const sharded[] = {"granularity", "dot", "residual", "layernorm", "decisions"};
+static const char *const sharded[] = {"granularity", "dot",       "residual",
+                                      "layernorm",   "decisions", "diffusion"};
 
 static const char *fplab(void)
 {

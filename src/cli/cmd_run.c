@@ -33,6 +33,9 @@ static const char usage_run[] =
     "             group), GGUF, MX and NVFP4 quantizers; matmul error\n"
     "  decisions  T4: top-1/top-5 flips of an LM head against the exact margin, KL and\n"
     "             total variation against temperature, HMM log-likelihood chains\n"
+    "  diffusion  D1-D3: error of DDIM, DDPM, probability-flow ODE and Heun samplers on\n"
+    "             an exact-score Gaussian mixture against the step count; error over\n"
+    "             sigma_t; distance to the mixture beside the seed-to-seed floor\n"
     "\n"
     "  --quick      small sizes (seconds; what the tests run)\n"
     "  --out DIR    where data/ and plots/ go\n"
@@ -54,7 +57,8 @@ static const char usage_merge[] =
     "the data, figures and verdicts.  The CSV is byte-identical to an unsharded run.\n"
     "The shard files are left in place.\n";
 
-static const char *const analyses[] = {"dot", "residual", "layernorm", "granularity", "decisions"};
+static const char *const analyses[] = {"dot",       "residual",  "layernorm",
+                                       "granularity", "decisions", "diffusion"};
 
 /* Where the analysis programs are: $FPLAB_ANALYSES_DIR, else the build
  * tree when this fplab is the one built there, else the installed libexec. */

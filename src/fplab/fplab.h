@@ -4,6 +4,7 @@
 
 #include "arith.h"
 #include "bounds.h"
+#include "diffusion.h"
 #include "error.h"
 #include "format.h"
 #include "kernels.h"

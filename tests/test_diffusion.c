@@ -1,0 +1,582 @@
+/* test_diffusion.c -- the diffusion module (schedule, exact score, emulated
+ * denoiser, samplers, sliced Wasserstein) and the diffusion analysis */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+
+#include "fplab.h"
+#include "helpers.h"
+
+/* a GSL generator from fpt_seed (FPL_TEST_SEED overrides, printed) */
+static gsl_rng *rng_new(unsigned long seed)
+{
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(g, (unsigned long)fpt_seed(seed));
+    return g;
+}
+
+/* The DDPM linear schedule: alpha_bar_T = prod (1 - beta_t) is 4.04e-5
+ * for beta 1e-4..0.02 over 1000 steps (the value quoted for Ho et al.'s
+ * schedule); steps evenly spaced. */
+static void test_diffusion_schedule(void **state)
+{
+    (void)state;
+    fpl_schedule_t S;
+    assert_int_equal(fpl_schedule_linear(&S, 1000, 1e-4, 0.02), 0);
+    assert_true(fabs(S.alpha_bar[1000] - 4.0358e-5) < 1e-8);
+    assert_true(fabs(S.beta[1] - 1e-4) < 1e-18 && fabs(S.beta[1000] - 0.02) < 1e-17);
+    assert_true(S.alpha_bar[0] == 1.0);
+    size_t tau[1001];
+    assert_int_equal(fpl_schedule_steps(&S, 10, tau), 0);
+    for (size_t i = 0; i <= 10; i++)
+        assert_int_equal(tau[i], 100 * i);
+    assert_int_equal(fpl_schedule_steps(&S, 7, tau), 0);
+    assert_int_equal(tau[7], 1000);
+    for (size_t i = 1; i <= 7; i++)
+        assert_true(tau[i] > tau[i - 1]);
+    assert_int_not_equal(fpl_schedule_steps(&S, 0, tau), 0);
+    assert_int_not_equal(fpl_schedule_steps(&S, 1001, tau), 0);
+    fpl_sampler_t k;
+    assert_int_not_equal(fpl_sampler_parse("euler", &k), 0);
+    assert_int_equal(fpl_sampler_parse("heun", &k), 0);
+    assert_int_equal(k, FPL_SAMPLER_HEUN);
+    fpl_schedule_free(&S);
+}
+
+/* log p_t of the mixture, written here from the density (long double) */
+static long double logp(const fpl_mixture_t *m, double ab, const double *x)
+{
+    long double v = (long double)ab * m->s * m->s + 1 - ab, p = 0;
+    for (size_t k = 0; k < m->K; k++) {
+        long double D = 0;
+        for (size_t j = 0; j < m->d; j++) {
+            long double e = x[j] - sqrtl(ab) * m->mu[k * m->d + j];
+            D += e * e;
+        }
+        p += expl(-D / (2 * v)) / m->K;
+    }
+    return logl(p) - 0.5L * m->d * logl(2 * M_PI * v);
+}
+
+/* eps* = -sqrt(1 - ab) grad log p_t, against central differences */
+static void test_diffusion_score_finite_differences(void **state)
+{
+    (void)state;
+    gsl_rng *g = rng_new(11);
+    fpl_schedule_t S;
+    fpl_schedule_linear(&S, 1000, 1e-4, 0.02);
+    fpl_mixture_t mix[2];
+    assert_int_equal(fpl_mixture_circle(&mix[0], 8, 2.0, 0.1), 0);
+    assert_int_equal(fpl_mixture_gaussian(&mix[1], 8, 8, 2.0, 0.3, g), 0);
+    fpl_policy_t ex;
+    fpl_policy_exact(&ex);
+    const size_t ts[] = {1, 20, 100, 300, 600, 1000};
+    for (int mi = 0; mi < 2; mi++) {
+        const fpl_mixture_t *m = &mix[mi];
+        for (size_t ti = 0; ti < 6; ti++) {
+            double ab = S.alpha_bar[ts[ti]], v = ab * m->s * m->s + 1 - ab;
+            for (int r = 0; r < 5; r++) {
+                double x[8], e[8];
+                /* near a component: a state the sampler actually visits */
+                size_t k = gsl_rng_uniform_int(g, m->K);
+                for (size_t j = 0; j < m->d; j++)
+                    x[j] = sqrt(ab) * m->mu[k * m->d + j] + sqrt(v) * gsl_ran_gaussian(g, 1.0);
+                assert_int_equal(fpl_mixture_eps(m, &ex, ab, x, 1, e, NULL), 0);
+                double h = 1e-4 * sqrt(v);
+                for (size_t j = 0; j < m->d; j++) {
+                    double xp[8], xm[8];
+                    memcpy(xp, x, sizeof xp);
+                    memcpy(xm, x, sizeof xm);
+                    xp[j] += h;
+                    xm[j] -= h;
+                    double fd =
+                        -sqrt(1 - ab) * (double)(logp(m, ab, xp) - logp(m, ab, xm)) / (2 * h);
+                    /* central differences: error O(h^2 |f'''|) ~ 1e-8 relative to 1/sqrt(v) */
+                    if (fabs(e[j] - fd) > 1e-6 * (1 + fabs(fd)))
+                        fail_msg("d=%zu t=%zu coord %zu: eps %.17g, finite differences %.17g", m->d,
+                                 ts[ti], j, e[j], fd);
+                }
+            }
+        }
+    }
+    fpl_mixture_free(&mix[0]);
+    fpl_mixture_free(&mix[1]);
+    fpl_schedule_free(&S);
+    gsl_rng_free(g);
+}
+
+/* the emulated denoiser, one trajectory at a time, from fpl_arith (MPFR)
+ * and fpl_dot: the oracle of the batched implementation */
+static void oracle_eps(const fpl_mixture_t *m, const fpl_policy_t *p, double ab, const double *x,
+                       double *eps)
+{
+    const size_t K = m->K, d = m->d;
+    const fpl_format_t *fa = &p->a, *facc = &p->acc;
+    double v = ab * m->s * m->s + 1 - ab;
+    double c[8 * 64], xa[64], diff[64], L[8], E[8], col[8];
+    for (size_t i = 0; i < K * d; i++)
+        c[i] = fpl_round(&p->w, sqrt(ab) * m->mu[i], p->rnd, NULL);
+    for (size_t j = 0; j < d; j++)
+        xa[j] = fpl_round(fa, x[j], p->rnd, NULL);
+    double inv2v = fpl_round(facc, -1 / (2 * v), p->rnd, NULL), mx = -INFINITY;
+    for (size_t k = 0; k < K; k++) {
+        for (size_t j = 0; j < d; j++) {
+            double args[2] = {xa[j], c[k * d + j]};
+            diff[j] = fpl_arith(fa, FPL_OP_SUB, args, p->rnd, NULL);
+        }
+        double args[2] = {fpl_dot(p, diff, diff, d, NULL), inv2v};
+        L[k] = fpl_arith(facc, FPL_OP_MUL, args, p->rnd, NULL);
+        mx = fmax(mx, L[k]);
+    }
+    for (size_t k = 0; k < K; k++) {
+        double args[2] = {L[k], mx};
+        E[k] = fpl_round(fa, exp(fpl_arith(facc, FPL_OP_SUB, args, p->rnd, NULL)), p->rnd, NULL);
+    }
+    double Z = fpl_sum(p, E, K, NULL);
+    double coef = fpl_round(fa, sqrt(1 - ab) / v, p->rnd, NULL);
+    for (size_t j = 0; j < d; j++) {
+        for (size_t k = 0; k < K; k++)
+            col[k] = c[k * d + j];
+        double a1[2] = {fpl_dot(p, E, col, K, NULL), Z};
+        double mj = fpl_arith(fa, FPL_OP_DIV, a1, p->rnd, NULL);
+        double a2[2] = {xa[j], mj};
+        double r = fpl_arith(fa, FPL_OP_SUB, a2, p->rnd, NULL);
+        double a3[2] = {coef, r};
+        eps[j] = fpl_arith(&p->out, FPL_OP_MUL, a3, p->rnd, NULL);
+    }
+}
+
+/* The batched emulated denoiser gives the oracle's bits on every
+ * trajectory: sequential order (vectorised path) and pairwise (fpl_dot
+ * path), several formats and rounding modes. */
+static void test_diffusion_emulated_denoiser_bits(void **state)
+{
+    (void)state;
+    gsl_rng *g = rng_new(12);
+    fpl_schedule_t S;
+    fpl_schedule_linear(&S, 1000, 1e-4, 0.02);
+    fpl_mixture_t mix[2];
+    fpl_mixture_circle(&mix[0], 8, 2.0, 0.1);
+    fpl_mixture_gaussian(&mix[1], 8, 64, 2.0, 0.3, g);
+    const char *specs[] = {"a=fp32,acc=fp32",
+                           "a=fp16,acc=fp32",
+                           "a=bf16,acc=fp32,out=fp32",
+                           "a=e4m3,acc=fp32,out=fp32",
+                           "a=bf16,acc=bf16,rnd=rtz",
+                           "w=e4m3,a=bf16,prod=bf16,acc=fp32,out=fp16,rnd=rdown",
+                           "a=fp16,acc=fp16,order=pairwise"};
+    const size_t n = 37;
+    double *x = malloc(n * 64 * sizeof *x), *e = malloc(n * 64 * sizeof *e), want[64];
+    for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
+        fpl_policy_t p;
+        assert_int_equal(fpl_policy_parse(specs[s], &p), 0);
+        for (int mi = 0; mi < 2; mi++) {
+            const fpl_mixture_t *m = &mix[mi];
+            const size_t ts[] = {3, 150, 700};
+            for (int ti = 0; ti < 3; ti++) {
+                double ab = S.alpha_bar[ts[ti]];
+                for (size_t i = 0; i < n * m->d; i++)
+                    x[i] = 2.5 * gsl_ran_gaussian(g, 1.0);
+                assert_int_equal(fpl_mixture_eps(m, &p, ab, x, n, e, NULL), 0);
+                for (size_t i = 0; i < n; i++) {
+                    oracle_eps(m, &p, ab, x + i * m->d, want);
+                    for (size_t j = 0; j < m->d; j++)
+                        if (memcmp(&want[j], &e[i * m->d + j], sizeof want[j]))
+                            fail_msg("%s d=%zu t=%zu traj %zu coord %zu: %a, oracle %a", specs[s],
+                                     m->d, ts[ti], i, j, e[i * m->d + j], want[j]);
+                }
+            }
+        }
+    }
+    free(x);
+    free(e);
+    fpl_mixture_free(&mix[0]);
+    fpl_mixture_free(&mix[1]);
+    fpl_schedule_free(&S);
+    gsl_rng_free(g);
+}
+
+/* The exact samplers reproduce the mixture: their sliced W1 to fresh
+ * samples lies within the spread of the distance between two fresh
+ * samples; the start (Gaussian noise) does not, so the check can fail. */
+static void test_diffusion_exact_sampler_reproduces_mixture(void **state)
+{
+    (void)state;
+    const size_t n = 512, d = 2, nproj = 64;
+    gsl_rng *g = rng_new(13), *gp = rng_new(14);
+    fpl_schedule_t S;
+    fpl_schedule_linear(&S, 1000, 1e-4, 0.02);
+    fpl_mixture_t m;
+    fpl_mixture_circle(&m, 8, 2.0, 0.1);
+    fpl_denoiser_t D;
+    fpl_mixture_denoiser(&m, &D);
+    fpl_policy_t ex;
+    fpl_policy_exact(&ex);
+    double *a = malloc(n * d * sizeof *a), *b = malloc(n * d * sizeof *b);
+    /* the floor: fresh against fresh */
+    double fl[8], mean = 0, sd = 0;
+    for (int r = 0; r < 8; r++) {
+        fpl_mixture_sample(&m, g, a, n);
+        fpl_mixture_sample(&m, g, b, n);
+        fl[r] = fpl_sliced_w1(a, b, n, d, nproj, gp);
+        mean += fl[r] / 8;
+    }
+    for (int r = 0; r < 8; r++)
+        sd += (fl[r] - mean) * (fl[r] - mean) / 7;
+    sd = sqrt(sd);
+    double limit = mean + 3 * sd;
+    for (int k = 0; k < FPL_NSAMPLERS; k++) {
+        double w = 0;
+        for (int r = 0; r < 2; r++) {
+            for (size_t i = 0; i < n * d; i++)
+                a[i] = gsl_ran_gaussian(g, 1.0);
+            if (k == 0 && r == 0) { /* the start is far from the mixture */
+                fpl_mixture_sample(&m, g, b, n);
+                double w0 = fpl_sliced_w1(a, b, n, d, nproj, gp);
+                if (!(w0 > limit))
+                    fail_msg("noise vs mixture %g, floor limit %g", w0, limit);
+            }
+            assert_int_equal(
+                fpl_sample((fpl_sampler_t)k, &S, &D, &ex, 1000, a, n, g, NULL, NULL, NULL), 0);
+            fpl_mixture_sample(&m, g, b, n);
+            w += fpl_sliced_w1(a, b, n, d, nproj, gp) / 2;
+        }
+        if (!(w <= limit))
+            fail_msg("%s: sliced W1 %g beyond the floor %g + 3 x %g",
+                     fpl_sampler_name((fpl_sampler_t)k), w, mean, sd);
+    }
+    free(a);
+    free(b);
+    fpl_mixture_free(&m);
+    fpl_schedule_free(&S);
+    gsl_rng_free(g);
+    gsl_rng_free(gp);
+}
+
+/* One twin pass: the total error of each step is at most introduced +
+ * inherited (the split of the tracker); under the exact policy the
+ * "emulated" run is the exact one, bit for bit. */
+static void test_diffusion_twin_split(void **state)
+{
+    (void)state;
+    const size_t n = 64, d = 2, N = 50;
+    gsl_rng *g = rng_new(15);
+    fpl_schedule_t S;
+    fpl_schedule_linear(&S, 1000, 1e-4, 0.02);
+    fpl_mixture_t m;
+    fpl_mixture_circle(&m, 8, 2.0, 0.1);
+    fpl_denoiser_t D;
+    fpl_mixture_denoiser(&m, &D);
+    fpl_policy_t ex, pols[2];
+    fpl_policy_exact(&ex);
+    fpl_policy_exact(&pols[0]);
+    fpl_policy_parse("a=fp16,acc=fp32", &pols[1]);
+    size_t tau[N + 1];
+    fpl_schedule_steps(&S, N, tau);
+    double *xe = malloc(n * d * 8), *ye = malloc(n * d * 8), *xp = malloc(n * d * 8),
+           *yp = malloc(n * d * 8), *yx = malloc(n * d * 8), *z = malloc(n * d * 8);
+    for (int k = 0; k < FPL_NSAMPLERS; k++)
+        for (int q = 0; q < 2; q++) {
+            const fpl_policy_t *p = &pols[q];
+            for (size_t i = 0; i < n * d; i++)
+                xe[i] = gsl_ran_gaussian(g, 1.0);
+            memcpy(xp, xe, n * d * 8);
+            if (!p->exact)
+                fpl_round_array(&p->out, xp, xp, n * d, p->rnd, NULL);
+            double intro_max = 0;
+            for (size_t i = N; i >= 1; i--) {
+                for (size_t j = 0; j < n * d; j++)
+                    z[j] = gsl_ran_gaussian(g, 1.0);
+                assert_int_equal(
+                    fpl_sampler_step(k, &S, &D, &ex, tau[i], tau[i - 1], xe, ye, n, z, NULL), 0);
+                assert_int_equal(
+                    fpl_sampler_step(k, &S, &D, p, tau[i], tau[i - 1], xp, yp, n, z, NULL), 0);
+                assert_int_equal(
+                    fpl_sampler_step(k, &S, &D, &ex, tau[i], tau[i - 1], xp, yx, n, z, NULL), 0);
+                for (size_t r = 0; r < n; r++) {
+                    double tot = 0, in = 0, ih = 0;
+                    for (size_t j = 0; j < d; j++) {
+                        size_t u = r * d + j;
+                        tot += (yp[u] - ye[u]) * (yp[u] - ye[u]);
+                        in += (yp[u] - yx[u]) * (yp[u] - yx[u]);
+                        ih += (yx[u] - ye[u]) * (yx[u] - ye[u]);
+                    }
+                    tot = sqrt(tot), in = sqrt(in), ih = sqrt(ih);
+                    if (!(tot <= (in + ih) * (1 + 1e-12)))
+                        fail_msg("%s step %zu: total %g > introduced %g + inherited %g",
+                                 fpl_sampler_name(k), i, tot, in, ih);
+                    if (p->exact && (tot != 0 || in != 0 || ih != 0))
+                        fail_msg("exact policy: non-zero error %g at step %zu", tot, i);
+                    intro_max = fmax(intro_max, in);
+                }
+                memcpy(xe, ye, n * d * 8);
+                memcpy(xp, yp, n * d * 8);
+            }
+            if (!p->exact && !(intro_max > 1e-5))
+                fail_msg("%s fp16: no introduced error (%g)", fpl_sampler_name(k), intro_max);
+        }
+    free(xe);
+    free(ye);
+    free(xp);
+    free(yp);
+    free(yx);
+    free(z);
+    fpl_mixture_free(&m);
+    fpl_schedule_free(&S);
+    gsl_rng_free(g);
+}
+
+/* fpl_diffusion_twin: the exact policy with the reference denoiser is the
+ * reference, bit for bit; another denoiser (a stand-in for a quantized
+ * model: the means moved by 1e-3) introduces error under the exact policy;
+ * step 0 is the rounding of x_T, within half an ulp. */
+typedef struct {
+    size_t calls, n;
+    double max_in[3], max_ih[3], step0_rel[3];
+    const double *xT;
+} twin_ctx_t;
+
+static int twin_cb(void *ctx, size_t step, size_t t, size_t t_prev, size_t q,
+                   const double *introduced, const double *inherited, size_t n)
+{
+    twin_ctx_t *c = ctx;
+    c->calls++;
+    assert_true(t_prev <= t);
+    for (size_t i = 0; i < n; i++) {
+        if (step == 0) {
+            assert_true(inherited[i] == 0);
+            c->step0_rel[q] =
+                fmax(c->step0_rel[q], introduced[i] / hypot(c->xT[2 * i], c->xT[2 * i + 1]));
+        } else {
+            c->max_in[q] = fmax(c->max_in[q], introduced[i]);
+            c->max_ih[q] = fmax(c->max_ih[q], inherited[i]);
+        }
+    }
+    return 0;
+}
+
+static void test_diffusion_twin_run(void **state)
+{
+    (void)state;
+    const size_t n = 32, d = 2, N = 20;
+    gsl_rng *g = rng_new(16);
+    fpl_schedule_t S;
+    fpl_schedule_linear(&S, 1000, 1e-4, 0.02);
+    fpl_mixture_t m, m2;
+    fpl_mixture_circle(&m, 8, 2.0, 0.1);
+    fpl_mixture_circle(&m2, 8, 2.0 + 1e-3, 0.1);
+    fpl_denoiser_t D, D2;
+    fpl_mixture_denoiser(&m, &D);
+    fpl_mixture_denoiser(&m2, &D2);
+    fpl_policy_t pol[3];
+    fpl_policy_exact(&pol[0]);
+    fpl_policy_exact(&pol[1]);
+    fpl_policy_parse("a=fp16,acc=fp32", &pol[2]);
+    const fpl_denoiser_t *emu[3] = {NULL, &D2, NULL};
+    double xT[64], xr[64], xe[3 * 64];
+    for (int k = 0; k < FPL_NSAMPLERS; k++) {
+        for (size_t i = 0; i < n * d; i++)
+            xT[i] = xr[i] = gsl_ran_gaussian(g, 1.0);
+        twin_ctx_t c = {.n = n, .xT = xT};
+        assert_int_equal(
+            fpl_diffusion_twin(k, &S, &D, emu, pol, NULL, 3, N, xr, xe, n, g, twin_cb, &c), 0);
+        assert_int_equal(c.calls, 3 * (N + 1));
+        assert_memory_equal(xe, xr, n * d * sizeof *xr); /* run 0 is the reference */
+        assert_true(c.max_in[0] == 0 && c.max_ih[0] == 0 && c.step0_rel[0] == 0);
+        assert_true(c.max_in[1] > 1e-5 && c.step0_rel[1] == 0);
+        /* fp16: storing x_T costs at most half an ulp, 2^-11 relative */
+        assert_true(c.step0_rel[2] > 0 && c.step0_rel[2] <= 0x1p-11);
+        assert_true(c.max_in[2] > 0 && c.max_ih[2] > 0);
+    }
+    fpl_mixture_free(&m);
+    fpl_mixture_free(&m2);
+    fpl_schedule_free(&S);
+    gsl_rng_free(g);
+}
+
+/* ---- the analysis program -------------------------------------------------- */
+
+static const char *builddir(void)
+{
+    const char *f = getenv("FPLAB");
+    static char d[4096];
+    snprintf(d, sizeof d, "%s", f ? f : "src/cli/fplab");
+    char *s = strstr(d, "/src/cli/");
+    if (s)
+        *s = '\0';
+    else
+        snprintf(d, sizeof d, ".");
+    return d;
+}
+
+static int sh(char *buf, size_t n, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[8300];
+    snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
+    FILE *fp = popen(full, "r");
+    assert_non_null(fp);
+    size_t len = buf ? fread(buf, 1, n - 1, fp) : 0;
+    if (buf)
+        buf[len] = '\0';
+    else
+        while (fgetc(fp) != EOF)
+            ;
+    int st = pclose(fp);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        fail_msg("cannot read %s", path);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
+    b[n] = '\0';
+    fclose(fp);
+    return b;
+}
+
+/* --quick with 1 and 2 threads: byte-identical data */
+static void test_diffusion_thread_independent(void **state)
+{
+    (void)state;
+    char d1[] = "/tmp/fplab-dif1-XXXXXX", d2[] = "/tmp/fplab-dif2-XXXXXX";
+    assert_non_null(mkdtemp(d1));
+    assert_non_null(mkdtemp(d2));
+    static char out1[65536], out2[65536];
+    assert_int_equal(sh(out1, sizeof out1,
+                        "'%s/analyses/diffusion' --quick --out '%s' --threads 1 | grep ^verdict",
+                        builddir(), d1),
+                     0);
+    assert_int_equal(sh(out2, sizeof out2,
+                        "'%s/analyses/diffusion' --quick --out '%s' --threads 2 | grep ^verdict",
+                        builddir(), d2),
+                     0);
+    assert_string_equal(out1, out2);
+    assert_non_null(strstr(out1, "verdict D1 "));
+    assert_non_null(strstr(out1, "verdict D2 "));
+    assert_non_null(strstr(out1, "verdict D3 "));
+    const char *files[] = {"diffusion.csv",           "diffusion_steps.csv",
+                           "diffusion_late.csv",      "diffusion_fit.csv",
+                           "diffusion_reference.csv", "diffusion_verdicts.csv"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p1[256], p2[256];
+        snprintf(p1, sizeof p1, "%s/data/%s", d1, files[i]);
+        snprintf(p2, sizeof p2, "%s/data/%s", d2, files[i]);
+        char *a = slurp(p1), *b = slurp(p2);
+        if (strcmp(a, b))
+            fail_msg("%s differs between 1 and 2 threads", files[i]);
+        free(a);
+        free(b);
+    }
+    /* the columns the issue names, policies in canonical spelling */
+    char p[256];
+    snprintf(p, sizeof p, "%s/data/diffusion_steps.csv", d1);
+    char *s = slurp(p);
+    assert_non_null(strstr(s, "\nsampler,policy,d,steps,seed,final_err_median,final_err_p90,"
+                              "amplification,swd,swd_floor_mean,swd_floor_sd"));
+    assert_non_null(
+        strstr(s, "\"w=fp16,a=fp16,prod=exact,acc=fp32,norm=fp32,out=fp16,rnd=rne,order=seq\""));
+    free(s);
+    snprintf(p, sizeof p, "%s/data/diffusion_late.csv", d1);
+    s = slurp(p);
+    assert_non_null(strstr(s, "\nsampler,policy,d,steps,t,sigma_t,introduced_err,ratio"));
+    free(s);
+    sh(NULL, 0, "rm -rf '%s' '%s'", d1, d2);
+}
+
+/* the exact policy beside fp32: zero error for the one, non-zero for the other */
+static void test_diffusion_exact_policy_zero_error(void **state)
+{
+    (void)state;
+    char d[] = "/tmp/fplab-dif3-XXXXXX";
+    assert_non_null(mkdtemp(d));
+    assert_int_equal(sh(NULL, 0,
+                        "'%s/analyses/diffusion' --quick --out '%s' --policy exact:fp32 "
+                        "--steps 5:10:20 --sampler ddim:ddpm >/dev/null",
+                        builddir(), d),
+                     0);
+    char p[256];
+    snprintf(p, sizeof p, "%s/data/diffusion_steps.csv", d);
+    char *txt = slurp(p), *save = NULL;
+    int exact_rows = 0, fp32_rows = 0;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || !strncmp(line, "sampler,", 8))
+            continue;
+        char samp[16], pol[200];
+        size_t dd, steps, seed;
+        double med, p90, amp, swd;
+        if (sscanf(line, "%15[^,],\"%199[^\"]\",%zu,%zu,%zu,%lf,%lf,%lf,%lf", samp, pol, &dd,
+                   &steps, &seed, &med, &p90, &amp, &swd) != 9)
+            fail_msg("bad row %s", line);
+        if (!strcmp(pol, "exact")) {
+            exact_rows++;
+            assert_true(med == 0 && p90 == 0);
+        } else {
+            fp32_rows++;
+            assert_true(med > 0 && med < 1e-5);
+        }
+    }
+    assert_int_equal(exact_rows, 2 * 2 * 3 * 3);
+    assert_int_equal(fp32_rows, 2 * 2 * 3 * 3);
+    free(txt);
+    sh(NULL, 0, "rm -rf '%s'", d);
+}
+
+/* bad options: one line, exit status 2, no data file */
+static void test_diffusion_bad_options(void **state)
+{
+    (void)state;
+    const char *bad[] = {"--sampler euler", "--sampler ddim:", "--steps 0",
+                         "--steps 1001",    "--steps 20:10",   "--steps ten",
+                         "--policy fp12",   "--policy a=fp99", "--steps"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char d[] = "/tmp/fplab-dif4-XXXXXX";
+        assert_non_null(mkdtemp(d));
+        static char buf[4096];
+        int st = sh(buf, sizeof buf, "'%s/analyses/diffusion' --quick --out '%s' %s", builddir(), d,
+                    bad[i]);
+        if (st != 2)
+            fail_msg("'%s': exit status %d (%s)", bad[i], st, buf);
+        char *nl = strchr(buf, '\n');
+        if (!nl || nl[1] != '\0')
+            fail_msg("'%s': not one line: %s", bad[i], buf);
+        assert_int_equal(sh(buf, sizeof buf, "ls -A '%s/data' 2>/dev/null | wc -l", d), 0);
+        assert_int_equal(atoi(buf), 0);
+        sh(NULL, 0, "rm -rf '%s'", d);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_diffusion_schedule),
+        cmocka_unit_test(test_diffusion_score_finite_differences),
+        cmocka_unit_test(test_diffusion_emulated_denoiser_bits),
+        cmocka_unit_test(test_diffusion_exact_sampler_reproduces_mixture),
+        cmocka_unit_test(test_diffusion_twin_split),
+        cmocka_unit_test(test_diffusion_twin_run),
+        cmocka_unit_test(test_diffusion_thread_independent),
+        cmocka_unit_test(test_diffusion_exact_policy_zero_error),
+        cmocka_unit_test(test_diffusion_bad_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -31,6 +31,8 @@ static const char usage_run[] =
     "             of LayerNorm statistics in low precision\n"
     "  granularity T5: SQNR against bits per value of integer (per tensor, channel,\n"
     "             group), GGUF, MX and NVFP4 quantizers; matmul error\n"
+    "  vae_head   V1-V3: a VAE's Gaussian head: exp(logvar) per format (range against\n"
+    "             precision), reparameterisation, KL naive/stable/fused and its sum\n"
     "\n"
     "  --quick      small sizes (seconds; what the tests run)\n"
     "  --out DIR    where data/ and plots/ go\n"
@@ -52,7 +54,7 @@ static const char usage_merge[] =
     "the data, figures and verdicts.  The CSV is byte-identical to an unsharded run.\n"
     "The shard files are left in place.\n";
 
-static const char *const analyses[] = {"dot", "residual", "layernorm", "granularity"};
+static const char *const analyses[] = {"dot", "residual", "layernorm", "granularity", "vae_head"};
 
 /* Where the analysis programs are: $FPLAB_ANALYSES_DIR, else the build
  * tree when this fplab is the one built there, else the installed libexec. */

@@ -70,6 +70,20 @@ static double g_mpfr(const fpl_format_t *f, double l, fpl_rmode_t mode, fpl_sr_t
         return res;
     }
     mpfr_prec_t P = f->mbits + 1 + 160;
+    if (l < -200) {
+        /* g = A + e^l with A = -1 - l exact and 0 < e^l < 2^-288: below
+         * A's rounding cell in every format (A >= 199, a format's grid at A
+         * is coarser than 2^-45), so A plus a sticky bit far below the
+         * format's grid rounds like g in every mode; Ziv's loop would need
+         * about 1.44 |l| bits to see e^l */
+        mpfr_set_prec(r, 2200 + P);
+        mpfr_set_d(r, -l, MPFR_RNDN);
+        mpfr_sub_ui(r, r, 1, MPFR_RNDN); /* exact: |l| < 2^1024, lsb >= 2^-1074 */
+        mpfr_nextabove(r);
+        double res = fpl_round_mpfr(f, r, mode, sr);
+        mpfr_clear(r);
+        return res;
+    }
     int el;
     frexp(l, &el);
     mpfr_prec_t W = P + 64 + (el < 0 ? -el : 0);

@@ -506,8 +506,9 @@ static void test_vae_analysis(void **state)
     assert_int_equal(sh("'%s' run vae_head --quick --out %s --threads 1 >/dev/null 2>&1", fplab(), d1), 0);
     assert_int_equal(sh("FPL_GNUPLOT=/nonexistent '%s' run vae_head --quick --out %s --threads 2 "
                         ">/dev/null 2>&1; test $? -le 1", fplab(), d2), 0);
-    const char *files[] = {"vae_exp", "vae_reparam", "vae_kl_plane", "vae_kl_sum", "vae_head_verdicts"};
-    for (size_t i = 0; i < 5; i++)
+    const char *files[] = {"vae_head", "vae_exp", "vae_reparam", "vae_kl_plane", "vae_kl_sum",
+                           "vae_head_verdicts"};
+    for (size_t i = 0; i < 6; i++)
         if (sh("cmp -s %s/data/%s.csv %s/data/%s.csv", d1, files[i], d2, files[i]) != 0)
             fail_msg("%s.csv differs between 1 and 2 threads", files[i]);
     /* the verdicts name V1, V2, V3 */

@@ -124,6 +124,24 @@ double fpl_kl_g(const fpl_format_t *f, double l, fpl_rmode_t mode, fpl_sr_t *sr)
 {
     if (mode != FPL_SR && f->kind == FPL_KIND_FLOAT && f->mbits <= 30 && fabs(l) >= 0x1p-400 &&
         fabs(l) <= 700) {
+        if (l < -2) {
+            /* g = A + e^l with A = -1 - l exact in binary64.  A may be a
+             * rounding boundary (g(-24) = 23 + e^-24 in e4m3, whose values
+             * there are 22 and 24), which the interval below cannot
+             * decide.  Every boundary at or above A (values and midpoints;
+             * A > 1 is normal) is a multiple of G = 2^(e-2-m) for A in
+             * [2^(e-1), 2^e), so none lies in (A, A + d) with d the
+             * distance from A up to the next multiple; when e^l (libm,
+             * within an ulp; margin 2) is below d, g and A's binary64
+             * successor (below A + d when d > ulp(A)) round alike. */
+            double A = -1 - l, G, lo = nextafter(A, INFINITY);
+            int e;
+            frexp(A, &e);
+            G = ldexp(1.0, e - 2 - f->mbits);
+            double d = G - fmod(A, G);
+            if (2 * exp(l) < d && lo < A + d)
+                return fpl_round(f, lo, mode, NULL);
+        }
         double y = g64(l);
         double a = fpl_round(f, y * (1 - 0x1p-40), mode, NULL);
         double b = fpl_round(f, y * (1 + 0x1p-40), mode, NULL);

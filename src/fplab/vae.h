@@ -15,7 +15,8 @@
  * rounding per operation, in the order stated.  Inputs are used as given
  * (round them to p->a first to model a head that emits that format).  Under
  * stochastic rounding the draws of sr are consumed operation by operation,
- * each over the whole array in element order.  The functions return 0,
+ * each over the whole array in element order (fpl_gauss_head: sigma then
+ * var for each element).  The functions return 0,
  * FPL_EINVAL (a format that is not a float format, a bad clamp, an unknown
  * form) or FPL_ENOMEM, with a message for fpl_last_error. */
 
@@ -74,7 +75,9 @@ int fpl_kl_sum(const fpl_policy_t *p, fpl_kl_form_t form, const double *mu, cons
  * p + 160 bits is decided, then a sticky bit as in fpl_arith), after a
  * binary64 attempt for formats of at most 30 fraction bits in
  * deterministic modes: the evaluation of the exact policy (relative error
- * below 2^-44) decides when y(1 - 2^-40) and y(1 + 2^-40) round alike.
+ * below 2^-44) decides when y(1 - 2^-40) and y(1 + 2^-40) round alike, and
+ * for l < -2, where g = (-1 - l) + e^l may sit a hair above a rounding
+ * boundary, -1 - l decides when e^l is below the distance to the next one.
  * g(0) = +0, g(+-inf) = +inf, g(NaN) = NaN. */
 double fpl_kl_g(const fpl_format_t *f, double l, fpl_rmode_t mode, fpl_sr_t *sr);
 

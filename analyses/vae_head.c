@@ -541,6 +541,34 @@ int main(int argc, char **argv)
     fpl_plot_free(p);
 
     /* ---- verdicts ------------------------------------------------------------------ */
+    /* the references' own error: the exact policy's exp (libm) and g
+     * (series / expm1) on the V1 and plane grids, against MPFR's correctly
+     * rounded binary64 (fpl_arith and fpl_kl_g in fp64); it must sit 1000x
+     * below the smallest error measured (fp32's median KL error) */
+    fpl_format_t f64;
+    fpl_format_parse("fp64", &f64);
+    double ref_exp = 0, ref_g = 0;
+    for (size_t k = 0; k < X.n1; k++) {
+        double l = lv1(&X, k), s, v, h = 0.5 * l;
+        fpl_gauss_head(&X.exact, &l, &s, &v, 1, NULL, NULL);
+        ref_exp = fmax(ref_exp, rel(v, fpl_arith(&f64, FPL_OP_EXP, &l, FPL_RNE, NULL)));
+        ref_exp = fmax(ref_exp, rel(s, fpl_arith(&f64, FPL_OP_EXP, &h, FPL_RNE, NULL)));
+    }
+    for (int fi = 0; fi < NF; fi++)
+        for (size_t j = 0; j < np; j++) {
+            double l = fpl_round(&X.f[fi], lv3(&X, j), FPL_RNE, NULL), zero = 0, kl;
+            if (fi == 0) /* the unrounded grid too */
+                l = lv3(&X, j);
+            fpl_kl(&X.exact, FPL_KL_FUSED, &zero, &l, &kl, 1, NULL);
+            ref_g = fmax(ref_g, rel(2 * kl, fpl_kl_g(&f64, l, FPL_RNE, NULL)));
+        }
+    double smallest = PS[0][FPL_KL_FUSED][R_ROUNDED].median;
+    if (!(ref_g * 1000 <= smallest && ref_exp * 1000 <= smallest)) {
+        fprintf(stderr, "vae_head: the reference's own error (exp %.3g, g %.3g) is not 1000x "
+                        "below the smallest measured error %.3g; refusing to report\n",
+                ref_exp, ref_g, smallest);
+        return 1;
+    }
     fpa_verdicts_t *V = fpa_verdicts_open(&A);
     if (!V)
         return fpa_fail(&A, "cannot write verdicts");
@@ -563,10 +591,10 @@ int main(int argc, char **argv)
                 "2 ln 65504 = %.2f), e4m3 (var overflows from %.2f, underflows below %.2f; sigma "
                 "from %.2f) and e5m2 (var from %.2f); bf16 and fp32 never leave their range on "
                 "[-30, 20], and bf16 fails by precision at %zu of %zu logvars for var (error "
-                "above 1%%), e5m2 at %zu",
+                "above 1%%), e5m2 at %zu; the binary64 reference is within %.2g of MPFR",
                 worst, ovf[F16][Q_VAR], lnmax, unf[F16][Q_VAR], 2 * lnmax, ovf[E4M3][Q_VAR],
                 unf[E4M3][Q_VAR], ovf[E4M3][Q_SIGMA], ovf[E5M2][Q_VAR], nprec[BF16][Q_VAR], X.n1,
-                nprec[E5M2][Q_VAR]);
+                nprec[E5M2][Q_VAR], ref_exp);
     /* V2: z carries the input and sigma rounding; its median error sits at
      * the format's unit roundoff (within 10x), and sigma*eps vanishes into
      * mu in a fraction of elements that grows as the precision falls */
@@ -609,26 +637,35 @@ int main(int argc, char **argv)
     double seq_b = SM[BF16][FPL_KL_FUSED][A_SEQ][top], pw_b = SM[BF16][FPL_KL_FUSED][A_PAIRWISE][top],
            f32_b = SM[BF16][FPL_KL_FUSED][A_FP32][top];
     int sum_bad = seq_b > 10 * pw_b && seq_b > 10 * f32_b;
-    fpa_verdict(V, "V3", naive_bad && stable_nonneg && sum_bad ? "holds" : naive_bad || sum_bad ? "conditional" : "refuted",
+    fpa_verdict(V, "V3", naive_bad && stable_nonneg ? "holds" : naive_bad ? "conditional" : "refuted",
                 "near the prior (mu, logvar ~ N(0, 0.1^2), in the format) the naive KL is off by "
                 "more than 10%% in %.0f%% (fp16), %.0f%% (bf16), %.0f%% (e4m3) of elements: "
                 "RN(e^l) - l - 1 keeps only the rounding of e^l near 1, where the grid spacing "
-                "(2^-10 or 2^-7) rivals KL ~ l^2/2; it is negative in %.2f%%, %.2f%%, %.2f%%, "
+                "(2^-10, 2^-7) rivals KL ~ l^2/2; it is negative in %.2f%%, %.2f%%, %.2f%%, "
                 "%.2f%% (e5m2) of elements (on the uniform plane, where that region is a sliver, "
-                "only in e4m3 and e5m2: %.3f%%, %.3f%% of points); the stable form (expm1(l) - l) is never "
-                "negative (plane and prior, every format) yet still off by >10%% in %.1f%% of bf16 "
+                "only in e4m3 and e5m2: %.3f%%, %.3f%% of points); the stable form "
+                "(expm1(l) - l) is never negative yet still off by >10%% in %.1f%% of bf16 "
                 "elements (expm1(l) and l cancel as l -> 0); the fused form (g(l) correctly "
-                "rounded) is within %.2f u everywhere on the plane (mu in [-3,3], logvar in "
-                "[-6,6], %zux%zu, fp32/fp16/bf16), where the naive form reaches %.3g (fp16) and "
-                "%.3g (bf16); summed over n = 16384 elements (fused, bf16) the error is %.3g "
-                "with sequential bf16 accumulation (most terms fall below half an ulp of the "
-                "running sum and vanish), %.3g pairwise, %.3g with fp32 accumulation",
+                "rounded) is within %.2f u on the whole plane (mu in [-3,3], logvar in [-6,6], "
+                "%zux%zu, fp32/fp16/bf16), where naive reaches %.3g (fp16), %.3g (bf16); the "
+                "binary64 reference's g is within %.2g of MPFR",
                 100 * ngt[F16][FPL_KL_NAIVE], 100 * ngt[BF16][FPL_KL_NAIVE],
                 100 * ngt[E4M3][FPL_KL_NAIVE], 100 * nneg[F16][FPL_KL_NAIVE],
                 100 * nneg[BF16][FPL_KL_NAIVE], 100 * nneg[E4M3][FPL_KL_NAIVE],
                 100 * nneg[E5M2][FPL_KL_NAIVE], 100 * PS[E4M3][FPL_KL_NAIVE][R_ROUNDED].neg,
-                100 * PS[E5M2][FPL_KL_NAIVE][R_ROUNDED].neg, 100 * ngt[BF16][FPL_KL_STABLE], fused_worst, np,
-                np, nh->max, nb->max, seq_b, pw_b, f32_b);
+                100 * PS[E5M2][FPL_KL_NAIVE][R_ROUNDED].neg, 100 * ngt[BF16][FPL_KL_STABLE],
+                fused_worst, np, np, nh->max, nb->max, ref_g);
+    fpa_verdict(V, "V3-sum", sum_bad ? "holds" : "refuted",
+                "the KL summed over n = 16384 elements near the prior (fused form): bf16 "
+                "relative error %.3g with sequential bf16 accumulation (the terms average "
+                "0.0075; once the sum passes 2 most fall below half an ulp of it and vanish), "
+                "%.3g pairwise, %.3g with fp32 accumulation; fp16 %.3g, %.3g, %.3g; at n = 256 "
+                "bf16 sequential is %.3g; the naive form with fp32 accumulation is %.3g off at "
+                "n = 256 and still %.3g at 16384 (bf16): a bias, which no summation removes",
+                seq_b, pw_b, f32_b, SM[F16][FPL_KL_FUSED][A_SEQ][top],
+                SM[F16][FPL_KL_FUSED][A_PAIRWISE][top], SM[F16][FPL_KL_FUSED][A_FP32][top],
+                SM[BF16][FPL_KL_FUSED][A_SEQ][0], SM[BF16][FPL_KL_NAIVE][A_FP32][0],
+                SM[BF16][FPL_KL_NAIVE][A_FP32][top]);
     if (fpa_verdicts_close(V))
         return fpa_fail(&A, "cannot write verdicts");
     free(tmp);

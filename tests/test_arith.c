@@ -49,6 +49,7 @@ static double judge(const fpl_format_t *f, fpl_op_t op, const double *x, fpl_rmo
     case FPL_OP_EXP: t = mpfr_exp(y, a, rnd); break;
     case FPL_OP_LOG: t = mpfr_log(y, a, rnd); break;
     case FPL_OP_TANH: t = mpfr_tanh(y, a, rnd); break;
+    case FPL_OP_EXPM1: t = mpfr_expm1(y, a, rnd); break;
     }
     t = mpfr_check_range(y, t, rnd);
     mpfr_subnormalize(y, t, rnd);
@@ -62,7 +63,8 @@ static double judge(const fpl_format_t *f, fpl_op_t op, const double *x, fpl_rmo
 }
 
 static const fpl_op_t all_ops[] = {FPL_OP_ADD, FPL_OP_SUB, FPL_OP_MUL, FPL_OP_DIV, FPL_OP_SQRT,
-                                   FPL_OP_FMA, FPL_OP_EXP, FPL_OP_LOG, FPL_OP_TANH};
+                                   FPL_OP_FMA, FPL_OP_EXP, FPL_OP_LOG, FPL_OP_TANH,
+                                   FPL_OP_EXPM1};
 
 static double random_value(fpt_rng_t *r, const fpl_format_t *f)
 {
@@ -185,11 +187,90 @@ static void test_arith_special_rules(void **state)
     assert_true(fpl_arith(&bf, FPL_OP_EXP, one, FPL_RNE, NULL) == 0x1.5cp+1);
 }
 
+/* exp and expm1 decide most roundings in binary64 (arith.h): every input of
+ * the 8- and 16-bit IEEE formats, in the four MPFR modes, against the judge;
+ * e4m3 (FN: overflow gives NaN) against MPFR at 300 bits rounded by
+ * fpl_round_mpfr.  Plus random fp32 inputs near 0 and across the range. */
+static void test_arith_exp_expm1_exhaustive(void **state)
+{
+    (void)state;
+    const char *names[] = {"fp16", "bf16", "e5m2", "fp:e=4,m=3", "fp:e=3,m=2"};
+    fpl_rmode_t modes[] = {FPL_RNE, FPL_RTZ, FPL_RUP, FPL_RDOWN};
+    const fpl_op_t eops[] = {FPL_OP_EXP, FPL_OP_EXPM1};
+    size_t stride = 8 - fpt_scaled(7, 1); /* 1, or up to 7 in slow (sanitizer) builds */
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        fpl_format_t f = fmt(names[k]);
+        size_t ncodes = (size_t)1 << f.nbits;
+        for (size_t c = 0; c < ncodes; c += stride) {
+            double x[3] = {fpl_format_decode(&f, c), 0, 0};
+            if (isnan(x[0]))
+                continue;
+            for (int o = 0; o < 2; o++)
+                for (int m = 0; m < 4; m++) {
+                    double got = fpl_arith(&f, eops[o], x, modes[m], NULL);
+                    double want = judge(&f, eops[o], x, modes[m]);
+                    if (!fpt_same(got, want))
+                        fail_msg("%s %s %s (%a): got %a want %a", f.name, fpl_op_name(eops[o]),
+                                 fpl_rmode_name(modes[m]), x[0], got, want);
+                }
+        }
+    }
+    /* e4m3: the oracle is MPFR at 300 bits toward zero (no value or midpoint
+     * of a 4-bit significand lies between it and the exact value), rounded
+     * to the format by the MPFR path */
+    fpl_format_t e4 = fmt("e4m3");
+    mpfr_t y, a;
+    mpfr_init2(y, 300);
+    mpfr_init2(a, 53);
+    for (uint64_t c = 0; c < 256; c++) {
+        double x[3] = {fpl_format_decode(&e4, c), 0, 0};
+        if (isnan(x[0]))
+            continue;
+        mpfr_set_d(a, x[0], MPFR_RNDN);
+        for (int o = 0; o < 2; o++) {
+            /* toward zero: expm1(-448) = -1 + 1e-195 must stay above -1 */
+            if (eops[o] == FPL_OP_EXP)
+                mpfr_exp(y, a, MPFR_RNDZ);
+            else
+                mpfr_expm1(y, a, MPFR_RNDZ);
+            for (int m = 0; m < 4; m++) {
+                double got = fpl_arith(&e4, eops[o], x, modes[m], NULL);
+                double want = fpl_round_mpfr(&e4, y, modes[m], NULL);
+                if (!fpt_same(got, want))
+                    fail_msg("e4m3 %s %s (%a): got %a want %a", fpl_op_name(eops[o]),
+                             fpl_rmode_name(modes[m]), x[0], got, want);
+            }
+        }
+    }
+    mpfr_clear(a);
+    mpfr_clear(y);
+    fpl_format_t f32 = fmt("fp32");
+    fpt_rng_t rng;
+    fpt_rng_init(&rng, fpt_seed(1234));
+    size_t N = fpt_scaled(200000, 2000);
+    for (size_t i = 0; i < N; i++) {
+        /* |x| from 2^-30 to 128: results from near 1 (and near 0 for expm1)
+         * to past fp32's overflow */
+        double mag = ldexp(1.0 + (double)(fpt_rng_u64(&rng) >> 11) * 0x1p-53,
+                           (int)(fpt_rng_u64(&rng) % 38) - 30);
+        double x[3] = {fpl_round(&f32, (fpt_rng_u64(&rng) & 1) ? -mag : mag, FPL_RNE, NULL), 0, 0};
+        for (int o = 0; o < 2; o++) {
+            int m = (int)(i % 4);
+            double got = fpl_arith(&f32, eops[o], x, modes[m], NULL);
+            double want = judge(&f32, eops[o], x, modes[m]);
+            if (!fpt_same(got, want))
+                fail_msg("fp32 %s %s (%a): got %a want %a", fpl_op_name(eops[o]),
+                         fpl_rmode_name(modes[m]), x[0], got, want);
+        }
+    }
+}
+
 static void test_arith_op_names(void **state)
 {
     (void)state;
-    const char *names[] = {"add", "sub", "mul", "div", "sqrt", "fma", "exp", "log", "tanh"};
-    const int arity[] = {2, 2, 2, 2, 1, 3, 1, 1, 1};
+    const char *names[] = {"add", "sub", "mul", "div", "sqrt", "fma", "exp", "log", "tanh",
+                           "expm1"};
+    const int arity[] = {2, 2, 2, 2, 1, 3, 1, 1, 1, 1};
     for (int i = 0; i < FPL_NOPS; i++) {
         fpl_op_t op;
         assert_int_equal(fpl_op_parse(names[i], &op), 0);
@@ -206,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_arith_matches_mpfr),
         cmocka_unit_test(test_arith_rna_and_sr),
         cmocka_unit_test(test_arith_special_rules),
+        cmocka_unit_test(test_arith_exp_expm1_exhaustive),
         cmocka_unit_test(test_arith_op_names),
     };
     return cmocka_run_group_tests_name("arith", tests, NULL, NULL);

@@ -22,7 +22,7 @@ static const char usage_calc[] =
     "numbers separated by blanks), and print the correctly rounded result of OP\n"
     "in FORMAT as a C99 hex float, one rounding per operation.\n"
     "\n"
-    "  OP                add sub mul div (2 operands), sqrt exp log tanh (1),\n"
+    "  OP                add sub mul div (2 operands), sqrt exp log tanh expm1 (1),\n"
     "                    fma (3: a*b+c with a single rounding)\n"
     "  --rounding MODE   rne (default), rna, rtz, rup, rdown, sr\n"
     "  --seed N          seed of stochastic rounding (default 1)\n"

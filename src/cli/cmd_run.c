@@ -36,6 +36,8 @@ static const char usage_run[] =
     "  diffusion  D1-D3: error of DDIM, DDPM, probability-flow ODE and Heun samplers on\n"
     "             an exact-score Gaussian mixture against the step count; error over\n"
     "             sigma_t; distance to the mixture beside the seed-to-seed floor\n"
+    "  vae_head   V1-V3: a VAE's Gaussian head: exp(logvar) per format (range against\n"
+    "             precision), reparameterisation, KL naive/stable/fused and its sum\n"
     "\n"
     "  --quick      small sizes (seconds; what the tests run)\n"
     "  --out DIR    where data/ and plots/ go\n"
@@ -57,8 +59,8 @@ static const char usage_merge[] =
     "the data, figures and verdicts.  The CSV is byte-identical to an unsharded run.\n"
     "The shard files are left in place.\n";
 
-static const char *const analyses[] = {"dot",       "residual",  "layernorm",
-                                       "granularity", "decisions", "diffusion"};
+static const char *const analyses[] = {"dot",       "residual",  "layernorm", "granularity",
+                                       "decisions", "diffusion", "vae_head"};
 
 /* Where the analysis programs are: $FPLAB_ANALYSES_DIR, else the build
  * tree when this fplab is the one built there, else the installed libexec. */

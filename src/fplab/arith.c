@@ -10,7 +10,7 @@ static const struct {
     const char *name;
     int arity;
 } ops[FPL_NOPS] = {{"add", 2}, {"sub", 2}, {"mul", 2}, {"div", 2},  {"sqrt", 1},
-                   {"fma", 3}, {"exp", 1}, {"log", 1}, {"tanh", 1}};
+                   {"fma", 3}, {"exp", 1}, {"log", 1}, {"tanh", 1}, {"expm1", 1}};
 
 int fpl_op_parse(const char *s, fpl_op_t *op)
 {
@@ -20,7 +20,8 @@ int fpl_op_parse(const char *s, fpl_op_t *op)
             return FPL_OK;
         }
     return fpl__fail(FPL_EINVAL,
-                     "unknown operation '%s' (expected add, sub, mul, div, sqrt, fma, exp, log, tanh)",
+                     "unknown operation '%s' (expected add, sub, mul, div, sqrt, fma, exp, log, tanh, "
+                     "expm1)",
                      s);
 }
 
@@ -38,9 +39,39 @@ static mpfr_prec_t exact_sum_prec(const mpfr_t a, const mpfr_t b)
     return (mpfr_prec_t)(hi - lo + 2);
 }
 
+/* exp or expm1 through binary64 when that decides the rounding (arith.h):
+ * returns 1 with the result in *res, 0 when MPFR must decide.  The preimage
+ * of a value of f on one side of zero is an interval (rounding is monotone,
+ * and the NaN of an FN format's overflow takes a whole tail), so when both
+ * ends of [y - 4 ulps, y + 4 ulps], which holds the exact value, round to
+ * the same value, the exact value does too. */
+static int exp_fast(const fpl_format_t *f, fpl_op_t op, double x, fpl_rmode_t mode, double *res)
+{
+    if (mode == FPL_SR || f->kind != FPL_KIND_FLOAT || f->mbits > 40 || !isfinite(x) || x == 0)
+        return 0;
+    double y = op == FPL_OP_EXP ? exp(x) : expm1(x);
+    /* away from binary64's overflow and subnormals, where libm's accuracy
+     * is not promised, and from zero */
+    if (!(fabs(y) >= 0x1p-1000 && fabs(y) <= 0x1p1000))
+        return 0;
+    double lo = y, hi = y;
+    for (int k = 0; k < 4; k++) {
+        lo = nextafter(lo, -INFINITY);
+        hi = nextafter(hi, INFINITY);
+    }
+    double a = fpl_round(f, lo, mode, NULL), b = fpl_round(f, hi, mode, NULL);
+    if (!(isnan(a) && isnan(b)) && fpl__bits(a) != fpl__bits(b))
+        return 0;
+    *res = a;
+    return 1;
+}
+
 double fpl_arith(const fpl_format_t *f, fpl_op_t op, const double *args, fpl_rmode_t mode,
                  fpl_sr_t *sr)
 {
+    double fast;
+    if ((op == FPL_OP_EXP || op == FPL_OP_EXPM1) && exp_fast(f, op, args[0], mode, &fast))
+        return fast;
     /* MPFR's zero-sign rules are IEEE's with MPFR_RNDD for RDOWN */
     mpfr_rnd_t zr = mode == FPL_RDOWN ? MPFR_RNDD : MPFR_RNDN;
     mpfr_t a, b, c, r;
@@ -88,6 +119,7 @@ double fpl_arith(const fpl_format_t *f, fpl_op_t op, const double *args, fpl_rmo
         case FPL_OP_SQRT: inex = mpfr_sqrt(r, a, MPFR_RNDZ); break;
         case FPL_OP_EXP: inex = mpfr_exp(r, a, MPFR_RNDZ); break;
         case FPL_OP_LOG: inex = mpfr_log(r, a, MPFR_RNDZ); break;
+        case FPL_OP_EXPM1: inex = mpfr_expm1(r, a, MPFR_RNDZ); break;
         default: inex = mpfr_tanh(r, a, MPFR_RNDZ); break;
         }
         if (inex != 0 && mpfr_zero_p(r)) {

@@ -18,12 +18,13 @@ typedef enum {
     FPL_OP_FMA,     /* a * b + c, one rounding */
     FPL_OP_EXP,     /* exp(a) */
     FPL_OP_LOG,     /* log(a), natural */
-    FPL_OP_TANH     /* tanh(a) */
+    FPL_OP_TANH,    /* tanh(a) */
+    FPL_OP_EXPM1    /* exp(a) - 1, without the cancellation near a = 0 */
 } fpl_op_t;
-#define FPL_NOPS 9
+#define FPL_NOPS 10
 
 /* Parse an operation name ("add", "sub", "mul", "div", "sqrt", "fma", "exp",
- * "log", "tanh"). Returns 0 or FPL_EINVAL. */
+ * "log", "tanh", "expm1"). Returns 0 or FPL_EINVAL. */
 int fpl_op_parse(const char *s, fpl_op_t *op);
 const char *fpl_op_name(fpl_op_t op);
 /* Number of operands of op (1, 2 or 3). */
@@ -36,9 +37,16 @@ int fpl_op_arity(fpl_op_t op);
  * special cases apply (0/0, sqrt(-1), inf-inf give NaN; x/0 gives +-inf, then
  * the format's overflow policy), and the sign of an exact zero sum is +0
  * except in RDOWN, where it is -0.  add, sub, mul and fma are computed
- * exactly with MPFR before the single rounding; div, sqrt, exp, log and tanh
- * are computed to p + 160 bits with a sticky bit, which determines the
- * correctly rounded result in every mode, stochastic included. */
+ * exactly with MPFR before the single rounding; div, sqrt, exp, log, tanh and
+ * expm1 are computed to p + 160 bits with a sticky bit, which determines the
+ * correctly rounded result in every mode, stochastic included.  exp and
+ * expm1 first try binary64: for a float format of at most 40 fraction bits,
+ * a deterministic mode and a finite nonzero a, libm's result y (within 4
+ * binary64 ulps of the exact value: glibc documents 1 ulp) decides the
+ * rounding when y - 4 ulps and y + 4 ulps round to the same value of f
+ * (the exact value lies strictly between them and is never a rounding
+ * boundary, being transcendental); otherwise MPFR does.  The tests check
+ * every input of the 8- and 16-bit formats against MPFR. */
 double fpl_arith(const fpl_format_t *f, fpl_op_t op, const double *args, fpl_rmode_t mode,
                  fpl_sr_t *sr);
 

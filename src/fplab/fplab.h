@@ -17,6 +17,7 @@
 #include "round.h"
 #include "stats.h"
 #include "track.h"
+#include "vae.h"
 
 /* The library's version, e.g. "0.1.0". */
 const char *fpl_version(void);

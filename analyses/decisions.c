@@ -448,7 +448,7 @@ int main(int argc, char **argv)
     /* ---- flips against the margin ------------------------------------------------ */
     fpl_csv_t *cf = fpa_csv(&A, "decisions_flip",
                             "config,margin_lo,margin_hi,pairs,flips,flip_rate,predicted");
-    fpl_csv_t *cs = fpa_csv(&A, "decisions_summary",
+    fpl_csv_t *cs = fpa_csv(&A, "decisions",
                             "config,contexts,logit_rel_rms_err,top1_agreement,top1_agreement_ci_lo,"
                             "top1_agreement_ci_hi,predicted_top1_agreement,top5_agreement,"
                             "flips_beyond_3x_p99_error");

@@ -281,7 +281,7 @@ static int teardown(void **state)
 static void test_decisions_thread_independent(void **state)
 {
     (void)state;
-    const char *files[] = {"decisions_flip", "decisions_summary", "decisions_temperature",
+    const char *files[] = {"decisions", "decisions_flip", "decisions_temperature",
                            "decisions_chain", "decisions_verdicts"};
     for (size_t i = 0; i < 5; i++)
         if (run("cmp -s '%s/data/%s.csv' '%s/data/%s.csv'", dir1, files[i], dir2, files[i]))
@@ -361,7 +361,7 @@ static void test_decisions_flips_follow_errors(void **state)
         prev_pred = pr;
     }
     assert_true(checked >= 4); /* bf16, e4m3 and the 4-bit quantizers flip often */
-    snprintf(path, sizeof path, "%s/data/decisions_summary.csv", dir1);
+    snprintf(path, sizeof path, "%s/data/decisions.csv", dir1);
     n = read_rows(path, rows, 2000);
     assert_true(!strcmp(rows[0].f[0], "exact"));
     assert_true(atof(rows[0].f[2]) == 0 && atof(rows[0].f[3]) == 1);

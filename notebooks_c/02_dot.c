@@ -42,12 +42,6 @@ int main(int argc, char **argv)
     accumulators();
     return 0;
 }
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 // nb: show
 
 /* median over REPS pairs of vectors of |dot - exact| / exact */
@@ -66,8 +60,7 @@ static double median_error(const fpl_policy_t *p, size_t n, int zero_mean, gsl_r
         double exact = fpl_dot(&ex, X, Y, n, NULL);
         err[r] = fabs(fpl_dot(p, X, Y, n, NULL) - exact) / fabs(exact);
     }
-    qsort(err, REPS, sizeof err[0], cmp);
-    return err[REPS / 2];
+    return nb_median(err, REPS);
 }
 
 static void growth(void)

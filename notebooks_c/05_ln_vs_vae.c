@@ -29,18 +29,6 @@ All errors are relative, divided by u, and taken as medians.
 #define NF 4
 static const char *const fmts[NF] = {"fp32", "fp16", "bf16", "e4m3"};
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static void table(void);
 
 int main(int argc, char **argv)
@@ -70,7 +58,7 @@ static void stack(const char *f, double *err, double *amp)
     for (size_t l = 1; l < depth; l++)
         a[l - 1] = rep[l].amplification;
     *err = rep[depth - 1].arith_rel;
-    *amp = median(a, depth - 1);
+    *amp = nb_median(a, depth - 1);
     gsl_rng_free(g);
     free(rep);
     free(a);
@@ -89,8 +77,8 @@ static double exp_err(const char *f, gsl_rng *g, size_t n, double *worst)
         fpl_gauss_head(&p, &lr, NULL, &v, 1, NULL, NULL);
         e[i] = fabs(v - exp(l)) / exp(l);
     }
-    double m = median(e, n);
-    *worst = e[n - 1]; /* median() sorted e */
+    double m = nb_median(e, n);
+    *worst = e[n - 1]; /* nb_median() sorted e */
     free(e);
     return m;
 }
@@ -114,7 +102,7 @@ static double kl_err(const char *f, fpl_kl_form_t form, gsl_rng *g, size_t n)
     fpl_kl(&p, form, mu, l, k, n, NULL);
     for (size_t i = 0; i < n; i++)
         k[i] = fabs(k[i] - r[i]) / r[i];
-    double m = median(k, n);
+    double m = nb_median(k, n);
     free(mu);
     free(l);
     free(k);

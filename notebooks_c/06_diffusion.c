@@ -32,18 +32,6 @@ static const char *const pol_spec[NP] = {"a=fp32,acc=fp32", "a=bf16,acc=fp32",
                                          "a=bf16,acc=fp32,out=fp32"};
 static const char *const pol_name[NP] = {"fp32", "bf16", "bf16 denoiser, fp32 state"};
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static fpl_schedule_t S;
 static fpl_mixture_t M;
 static fpl_denoiser_t D;
@@ -102,7 +90,7 @@ static void final_errors(size_t N, size_t n, double *med)
             const double *a = xe + ((size_t)q * n + i) * 2, *b = xr + i * 2;
             e[i] = sqrt(((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1])) / 2);
         }
-        med[q] = median(e, n);
+        med[q] = nb_median(e, n);
     }
     gsl_rng_free(g);
     free(xr);

@@ -72,4 +72,17 @@ static inline fpl_policy_t nb_policy(const char *spec)
     return p;
 }
 
+static inline int nb_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* the median of v[0..n) (n >= 1); sorts v */
+static inline double nb_median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, nb_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 #endif

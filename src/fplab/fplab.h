@@ -7,6 +7,7 @@
 #include "error.h"
 #include "format.h"
 #include "kernels.h"
+#include "model.h"
 #include "policy.h"
 #include "plot.h"
 #include "quant.h"

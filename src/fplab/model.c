@@ -343,7 +343,7 @@ struct fpl_trainer {
     int threads, have_fwd;
     fpl_policy_t gemm;  /* the GEMM: exact products, sequential sums in acc */
     fpl_policy_t lay;   /* elementwise and norm kernels: a = out = act */
-    double *grads, *om, *ov;
+    double *grads, *om, *ov, *gtmp;
     double **acts;      /* acts[i]: input of layer i; acts[nlayers]: output */
     double **skip;      /* RES_END i: the output gradient, for its RES_BEGIN */
     linstate_t *lin;
@@ -371,6 +371,17 @@ static void rd_array(const fpl_trainer_t *t, const fpl_format_t *f, const double
     }
 }
 
+/* Multiply by the inverse scale (a power of two, exact in binary64) in the
+ * accumulator's format: the GEMM epilogue. */
+static void descale(const fpl_trainer_t *t, double *C, size_t n, double inv)
+{
+    if (inv == 1.0)
+        return; /* C already holds values of acc */
+    for (size_t i = 0; i < n; i++)
+        C[i] *= inv;
+    rd_array(t, &t->r.acc, C, C, n);
+}
+
 void fpl_trainer_free(fpl_trainer_t *t)
 {
     if (!t)
@@ -394,6 +405,7 @@ void fpl_trainer_free(fpl_trainer_t *t)
     free(t->grads);
     free(t->om);
     free(t->ov);
+    free(t->gtmp);
     free(t->ga);
     free(t->gb);
     free(t->dout);
@@ -449,6 +461,7 @@ fpl_trainer_t *fpl_trainer_alloc(fpl_model_t *m, const fpl_recipe_t *r, const fp
     t->grads = calloc(P, sizeof *t->grads);
     t->om = calloc(P, sizeof *t->om);
     t->ov = calloc(P, sizeof *t->ov);
+    t->gtmp = calloc(P, sizeof *t->gtmp);
     t->acts = calloc(n + 1, sizeof *t->acts);
     t->skip = calloc(n, sizeof *t->skip);
     t->lin = calloc(n, sizeof *t->lin);
@@ -459,7 +472,7 @@ fpl_trainer_t *fpl_trainer_alloc(fpl_model_t *m, const fpl_recipe_t *r, const fp
     t->t2 = malloc(big * sizeof *t->t2);
     t->t3 = malloc(big * sizeof *t->t3);
     t->col = malloc((max_batch > wmax ? max_batch : wmax) * sizeof *t->col);
-    if (!t->grads || !t->om || !t->ov || !t->acts || !t->skip || !t->lin || !t->ga || !t->gb ||
+    if (!t->grads || !t->om || !t->ov || !t->gtmp || !t->acts || !t->skip || !t->lin || !t->ga || !t->gb ||
         !t->dout || !t->t1 || !t->t2 || !t->t3 || !t->col)
         goto oom;
     for (size_t i = 0; i <= n; i++) {
@@ -576,7 +589,8 @@ static double quantize(fpl_trainer_t *t, tscale_t *ts, const fpl_format_t *f, co
                 ts->n++;
         }
         for (size_t i = 0; i < n; i++)
-            q[i] = fpl_round(f, x[i] * s, FPL_RNE, NULL);
+            q[i] = x[i] * s; /* exact: s is a power of two */
+        fpl_round_array(f, q, q, n, FPL_RNE, NULL);
     } else {
         fpl_round_array(f, x, q, n, FPL_RNE, NULL);
     }
@@ -620,52 +634,63 @@ static void forward_layer(fpl_trainer_t *t, size_t li, int train)
         linstate_t *s = &t->lin[li];
         double sx = quantize(t, &s->s[0], &r->gemm_fwd, x, s->xq, B * in, train);
         double sw = quantize(t, &s->s[1], &r->gemm_fwd, P, s->wq, out * in, train);
-        gemm(t, s->xq, s->wq, t->t1, B, in, out);
-        double inv = 1.0 / (sx * sw);
+        double *C = t->t1, *bias = t->col;
+        gemm(t, s->xq, s->wq, C, B, in, out);
+        /* the epilogue: descale and add the bias (in act) in acc, round to act */
+        descale(t, C, B * out, 1.0 / (sx * sw));
+        rd_array(t, &r->act, P + out * in, bias, out);
         for (size_t b = 0; b < B; b++)
-            for (size_t j = 0; j < out; j++) {
-                double bias = rd(t, &r->act, P[out * in + j]);
-                double v = rd(t, &r->acc, rd(t, &r->acc, t->t1[b * out + j] * inv) + bias);
-                y[b * out + j] = rd(t, &r->act, v);
-            }
+            for (size_t j = 0; j < out; j++)
+                C[b * out + j] += bias[j];
+        rd_array(t, &r->acc, C, C, B * out);
+        rd_array(t, &r->act, C, y, B * out);
         break;
     }
     case FPL_LAYER_RELU:
         for (size_t i = 0; i < B * in; i++)
             y[i] = x[i] > 0 ? x[i] : 0.0;
         break;
-    case FPL_LAYER_GELU:
-        fpl_gelu(&t->lay, x, y, B * in, NULL);
+    case FPL_LAYER_GELU: { /* fpl_gelu's binary64 value, rounded to act */
+        fpl_policy_t ex;
+        fpl_policy_exact(&ex);
+        fpl_gelu(&ex, x, y, B * in, NULL);
+        rd_array(t, &r->act, y, y, B * in);
         break;
+    }
     case FPL_LAYER_SILU:
         for (size_t i = 0; i < B * in; i++)
-            y[i] = rd(t, &r->act, x[i] * sigmoid(x[i]));
+            y[i] = x[i] * sigmoid(x[i]);
+        rd_array(t, &r->act, y, y, B * in);
         break;
     case FPL_LAYER_TANH:
         for (size_t i = 0; i < B * in; i++)
-            y[i] = rd(t, &r->act, tanh(x[i]));
+            y[i] = tanh(x[i]);
+        rd_array(t, &r->act, y, y, B * in);
         break;
     case FPL_LAYER_LAYERNORM:
-    case FPL_LAYER_RMSNORM:
+    case FPL_LAYER_RMSNORM: {
+        int ln = L->kind == FPL_LAYER_LAYERNORM;
+        double *gb = t->t1; /* gamma (and beta) as used: in act */
+        rd_array(t, &r->act, P, gb, ln ? 2 * in : in);
         for (size_t b = 0; b < B; b++) {
-            if (L->kind == FPL_LAYER_LAYERNORM)
+            if (ln)
                 fpl_layernorm(&t->lay, x + b * in, y + b * in, in, L->eps, NULL);
             else
                 fpl_rmsnorm(&t->lay, x + b * in, y + b * in, in, L->eps, NULL);
-            for (size_t j = 0; j < in; j++) {
-                double g = rd(t, &r->act, P[j]);
-                double beta = L->kind == FPL_LAYER_LAYERNORM ? rd(t, &r->act, P[in + j]) : 0.0;
-                y[b * in + j] = rd(t, &r->act, g * y[b * in + j] + beta);
-            }
+            for (size_t j = 0; j < in; j++)
+                y[b * in + j] = gb[j] * y[b * in + j] + (ln ? gb[in + j] : 0.0);
         }
+        rd_array(t, &r->act, y, y, B * in);
         break;
+    }
     case FPL_LAYER_RES_BEGIN:
         memcpy(y, x, B * in * sizeof *x);
         break;
     case FPL_LAYER_RES_END: {
         const double *skip = t->acts[L->link];
         for (size_t i = 0; i < B * in; i++)
-            y[i] = rd(t, &r->act, x[i] + skip[i]);
+            y[i] = x[i] + skip[i];
+        rd_array(t, &r->act, y, y, B * in);
         break;
     }
     case FPL_LAYER_TIMEEMB: {
@@ -716,16 +741,14 @@ static void backward_layer(fpl_trainer_t *t, size_t li, const double *dy, double
         /* dX = dY W: A = dYq (B x out), B^T = Wq^T (in x out) */
         transpose(s->wq, T, out, in);
         gemm(t, dyq, T, C, B, out, in);
-        double inv = 1.0 / (sg * sw);
-        for (size_t i = 0; i < B * in; i++)
-            dx[i] = rd(t, &r->grad, rd(t, &r->acc, C[i] * inv));
+        descale(t, C, B * in, 1.0 / (sg * sw));
+        rd_array(t, &r->grad, C, dx, B * in);
         /* dW = dY^T X: A = dYq^T (out x B), B^T = Xq^T (in x B) */
         transpose(dyq, T, B, out);
         transpose(s->xq, dyq, B, in); /* dyq is free now */
         gemm(t, T, dyq, C, out, B, in);
-        inv = 1.0 / (sg * sx);
-        for (size_t i = 0; i < out * in; i++)
-            G[i] = rd(t, &r->grad, rd(t, &r->acc, C[i] * inv));
+        descale(t, C, out * in, 1.0 / (sg * sx));
+        rd_array(t, &r->grad, C, G, out * in);
         /* db = column sums of dY, accumulated in acc */
         for (size_t j = 0; j < out; j++) {
             for (size_t b = 0; b < B; b++)
@@ -740,31 +763,36 @@ static void backward_layer(fpl_trainer_t *t, size_t li, const double *dy, double
         break;
     case FPL_LAYER_GELU:
         for (size_t i = 0; i < B * in; i++)
-            dx[i] = rd(t, &r->grad, dy[i] * gelu_d(x[i]));
+            dx[i] = dy[i] * gelu_d(x[i]);
+        rd_array(t, &r->grad, dx, dx, B * in);
         break;
     case FPL_LAYER_SILU:
         for (size_t i = 0; i < B * in; i++) {
             double sg = sigmoid(x[i]);
-            dx[i] = rd(t, &r->grad, dy[i] * sg * (1.0 + x[i] * (1.0 - sg)));
+            dx[i] = dy[i] * sg * (1.0 + x[i] * (1.0 - sg));
         }
+        rd_array(t, &r->grad, dx, dx, B * in);
         break;
     case FPL_LAYER_TANH:
         for (size_t i = 0; i < B * in; i++) {
             double th = tanh(x[i]);
-            dx[i] = rd(t, &r->grad, dy[i] * (1.0 - th * th));
+            dx[i] = dy[i] * (1.0 - th * th);
         }
+        rd_array(t, &r->grad, dx, dx, B * in);
         break;
     case FPL_LAYER_LAYERNORM:
     case FPL_LAYER_RMSNORM: {
         int ln = L->kind == FPL_LAYER_LAYERNORM;
         double *dg = t->t1, *dbeta = t->t1 + in; /* binary64 sums over the batch */
+        double *gam = t->t2;                       /* gamma as the forward used it */
         memset(t->t1, 0, 2 * in * sizeof *t->t1);
+        rd_array(t, &r->act, P, gam, in);
         for (size_t b = 0; b < B; b++) {
             const double *xr = x + b * in, *dyr = dy + b * in;
             double mean, rstd, mg = 0, mgx = 0;
             norm_stats(xr, in, L->eps, ln, &mean, &rstd);
             for (size_t j = 0; j < in; j++) {
-                double xh = (xr[j] - mean) * rstd, g = dyr[j] * rd(t, &r->act, P[j]);
+                double xh = (xr[j] - mean) * rstd, g = dyr[j] * gam[j];
                 mg += g;
                 mgx += g * xh;
                 dg[j] += dyr[j] * xh;
@@ -773,15 +801,12 @@ static void backward_layer(fpl_trainer_t *t, size_t li, const double *dy, double
             mg = ln ? mg / (double)in : 0.0;
             mgx /= (double)in;
             for (size_t j = 0; j < in; j++) {
-                double xh = (xr[j] - mean) * rstd, g = dyr[j] * rd(t, &r->act, P[j]);
-                dx[b * in + j] = rd(t, &r->grad, rstd * (g - mg - xh * mgx));
+                double xh = (xr[j] - mean) * rstd, g = dyr[j] * gam[j];
+                dx[b * in + j] = rstd * (g - mg - xh * mgx);
             }
         }
-        for (size_t j = 0; j < in; j++) {
-            G[j] = rd(t, &r->grad, dg[j]);
-            if (ln)
-                G[in + j] = rd(t, &r->grad, dbeta[j]);
-        }
+        rd_array(t, &r->grad, dx, dx, B * in);
+        rd_array(t, &r->grad, dg, G, ln ? 2 * in : in); /* dgamma, then dbeta */
         break;
     }
     case FPL_LAYER_RES_END:
@@ -791,7 +816,8 @@ static void backward_layer(fpl_trainer_t *t, size_t li, const double *dy, double
     case FPL_LAYER_RES_BEGIN: {
         const double *sk = t->skip[L->link];
         for (size_t i = 0; i < B * in; i++)
-            dx[i] = rd(t, &r->grad, dy[i] + sk[i]);
+            dx[i] = dy[i] + sk[i];
+        rd_array(t, &r->grad, dx, dx, B * in);
         break;
     }
     case FPL_LAYER_TIMEEMB: {
@@ -820,7 +846,8 @@ const double *fpl_trainer_backward(fpl_trainer_t *t, const double *dout)
     size_t B = t->B, n = t->m->nlayers;
     double *cur = t->ga, *nxt = t->gb;
     for (size_t i = 0; i < B * t->m->out; i++)
-        cur[i] = rd(t, &t->r.grad, dout[i] * t->loss_scale);
+        cur[i] = dout[i] * t->loss_scale;
+    rd_array(t, &t->r.grad, cur, cur, B * t->m->out);
     for (size_t li = n; li-- > 0;) {
         backward_layer(t, li, cur, nxt);
         double *tmp = cur;
@@ -855,20 +882,33 @@ int fpl_trainer_step(fpl_trainer_t *t)
     t->steps++;
     const fpl_optim_t *o = &t->o;
     double bc1 = 1 - pow(o->beta1, (double)t->steps), bc2 = 1 - pow(o->beta2, (double)t->steps);
-    for (size_t i = 0; i < P; i++) {
-        double g = rd(t, mf, t->grads[i] / S); /* unscaled in the master format */
-        if (o->weight_decay != 0)
-            g = rd(t, mf, g + o->weight_decay * w[i]);
-        if (o->kind == FPL_OPT_SGD) {
-            t->om[i] = rd(t, mf, o->momentum * t->om[i] + g);
-            w[i] = rd(t, mf, w[i] - o->lr * t->om[i]);
-        } else {
-            t->om[i] = rd(t, mf, o->beta1 * t->om[i] + (1 - o->beta1) * g);
-            t->ov[i] = rd(t, mf, o->beta2 * t->ov[i] + (1 - o->beta2) * g * g);
-            double upd = (t->om[i] / bc1) / (sqrt(t->ov[i] / bc2) + o->eps);
-            w[i] = rd(t, mf, w[i] - o->lr * upd);
-        }
+    double *g = t->gtmp, *om = t->om, *ov = t->ov;
+    /* each statement is one rounding per element, done array by array */
+    for (size_t i = 0; i < P; i++)
+        g[i] = t->grads[i] / S; /* unscaled (S a power of two), in master */
+    rd_array(t, mf, g, g, P);
+    if (o->weight_decay != 0) {
+        for (size_t i = 0; i < P; i++)
+            g[i] += o->weight_decay * w[i];
+        rd_array(t, mf, g, g, P);
     }
+    if (o->kind == FPL_OPT_SGD) {
+        for (size_t i = 0; i < P; i++)
+            om[i] = o->momentum * om[i] + g[i];
+        rd_array(t, mf, om, om, P);
+        for (size_t i = 0; i < P; i++)
+            w[i] -= o->lr * om[i];
+    } else {
+        for (size_t i = 0; i < P; i++)
+            om[i] = o->beta1 * om[i] + (1 - o->beta1) * g[i];
+        rd_array(t, mf, om, om, P);
+        for (size_t i = 0; i < P; i++)
+            ov[i] = o->beta2 * ov[i] + (1 - o->beta2) * g[i] * g[i];
+        rd_array(t, mf, ov, ov, P);
+        for (size_t i = 0; i < P; i++)
+            w[i] -= o->lr * ((om[i] / bc1) / (sqrt(ov[i] / bc2) + o->eps));
+    }
+    rd_array(t, mf, w, w, P);
     if (t->r.loss_scaling && ++t->good >= t->r.growth_interval) {
         t->good = 0;
         if (t->loss_scale < 0x1p64)

@@ -117,8 +117,14 @@ int fpl_model_deserialize(const unsigned char *buf, size_t len, fpl_model_t **ou
         uint64_t kind = get(r, 4), o = get(r + 8, 8), np = get(r + 16, 8);
         double eps = fpl__double(get(r + 24, 8));
         int st;
-        if (get(r + 4, 4) != 0)
-            return bad(m, FPL_EINVAL, "reserved field not zero");
+        int has_out = kind == FPL_LAYER_LINEAR || kind == FPL_LAYER_TIMEEMB;
+        int has_eps = kind == FPL_LAYER_LAYERNORM || kind == FPL_LAYER_RMSNORM ||
+                      kind == FPL_LAYER_TIMEEMB;
+        if (get(r + 4, 4) != 0 || (!has_out && o != 0) || (!has_eps && get(r + 24, 8) != 0)) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "layer %zu has a non-zero unused field", i + 1);
+            return bad(m, FPL_EINVAL, msg);
+        }
         /* the parameters a layer would allocate must be in the file already */
         uint64_t d = m->out, need = kind == FPL_LAYER_LINEAR      ? o * (d + 1)
                                     : kind == FPL_LAYER_LAYERNORM ? 2 * d

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 /* The analyses whose sweep can be sharded (all of them, eventually). */
-static const char *const sharded[] = {"granularity"};
+static const char *const sharded[] = {"granularity", "training"};
 
 static const char *fplab(void)
 {

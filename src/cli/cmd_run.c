@@ -31,6 +31,8 @@ static const char usage_run[] =
     "             of LayerNorm statistics in low precision\n"
     "  granularity T5: SQNR against bits per value of integer (per tensor, channel,\n"
     "             group), GGUF, MX and NVFP4 quantizers; matmul error\n"
+    "  training   P1: an MLP trained in fp32, bf16 and fp8 over seeds, then INT8/INT4\n"
+    "             weight quantization: loss increase per recipe with CIs\n"
     "\n"
     "  --quick      small sizes (seconds; what the tests run)\n"
     "  --out DIR    where data/ and plots/ go\n"
@@ -52,7 +54,7 @@ static const char usage_merge[] =
     "the data, figures and verdicts.  The CSV is byte-identical to an unsharded run.\n"
     "The shard files are left in place.\n";
 
-static const char *const analyses[] = {"dot", "residual", "layernorm", "granularity"};
+static const char *const analyses[] = {"dot", "residual", "layernorm", "granularity", "training"};
 
 /* Where the analysis programs are: $FPLAB_ANALYSES_DIR, else the build
  * tree when this fplab is the one built there, else the installed libexec. */

@@ -938,6 +938,11 @@ double fpl_trainer_train(fpl_trainer_t *t, const double *x, const double *y, con
     return loss;
 }
 
+void fpl_trainer_set_lr(fpl_trainer_t *t, double lr)
+{
+    t->o.lr = lr;
+}
+
 double fpl_trainer_loss_scale(const fpl_trainer_t *t)
 {
     return t->loss_scale;

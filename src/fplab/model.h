@@ -222,6 +222,9 @@ int fpl_trainer_step(fpl_trainer_t *t);
 double fpl_trainer_train(fpl_trainer_t *t, const double *x, const double *y, const int *labels,
                          size_t B);
 
+/* Change the learning rate (for a schedule); the optimiser state is kept. */
+void fpl_trainer_set_lr(fpl_trainer_t *t, double lr);
+
 /* The current loss scale (1 without loss scaling); the number of steps
  * taken and skipped so far. */
 double fpl_trainer_loss_scale(const fpl_trainer_t *t);

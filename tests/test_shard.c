@@ -14,7 +14,7 @@
 
 /* The analyses whose sweep can be sharded: all of them. */
 static const char *const sharded[] = {"granularity", "dot",       "residual", "layernorm",
-                                      "decisions",   "diffusion", "vae_head"};
+                                      "decisions",   "diffusion", "vae_head", "training"};
 
 static const char *fplab(void)
 {

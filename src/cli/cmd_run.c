@@ -38,6 +38,8 @@ static const char usage_run[] =
     "             sigma_t; distance to the mixture beside the seed-to-seed floor\n"
     "  vae_head   V1-V3: a VAE's Gaussian head: exp(logvar) per format (range against\n"
     "             precision), reparameterisation, KL naive/stable/fused and its sum\n"
+    "  training   P1: an MLP trained in fp32, bf16 and fp8 over seeds, then INT8/INT4\n"
+    "             weight quantization: loss increase per recipe with CIs\n"
     "\n"
     "  --quick      small sizes (seconds; what the tests run)\n"
     "  --out DIR    where data/ and plots/ go\n"
@@ -60,7 +62,7 @@ static const char usage_merge[] =
     "The shard files are left in place.\n";
 
 static const char *const analyses[] = {"dot",       "residual",  "layernorm", "granularity",
-                                       "decisions", "diffusion", "vae_head"};
+                                       "decisions", "diffusion", "vae_head",  "training"};
 
 /* Where the analysis programs are: $FPLAB_ANALYSES_DIR, else the build
  * tree when this fplab is the one built there, else the installed libexec. */

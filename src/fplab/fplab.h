@@ -9,6 +9,7 @@
 #include "format.h"
 #include "kernels.h"
 #include "logspace.h"
+#include "model.h"
 #include "policy.h"
 #include "plot.h"
 #include "quant.h"

@@ -96,13 +96,17 @@ fpl_model_t *fpl_model_clone(const fpl_model_t *m);
  *   - every layer's output (forward) is rounded to `act`, every gradient a
  *     layer passes back, and every parameter gradient, to `grad`;
  *   - inside a layer, a fused kernel computes in binary64 from its rounded
- *     inputs and rounds once at its output (LayerNorm's statistics go
- *     through fpl_layernorm/fpl_rmsnorm with norm=fp32 and are exact here);
+ *     inputs and rounds once at its output; LayerNorm and RMSNorm normalise
+ *     with fpl_layernorm/fpl_rmsnorm (statistics in fp32, norm=fp32), apply
+ *     gamma and beta (rounded to act) in binary64 and round to act; their
+ *     backward recomputes the statistics in binary64, and their parameter
+ *     gradients are binary64 sums over the batch rounded to grad;
  *   - a linear layer is a GEMM: in the forward its inputs X and W are
  *     rounded to `gemm_fwd` (with a per-tensor scale when scaling != NONE),
  *     products are exact, sums are sequential in `acc` (fpl_matmul with
  *     prod=exact,acc=ACC,order=seq,rnd=rne); the epilogue computes
- *     acc/(s_x s_w) + b in `acc` and rounds it to `act`.  In the backward the
+ *     acc/(s_x s_w) + b in `acc`, b rounded to `act`, and rounds the sum
+ *     to `act`.  In the backward the
  *     output gradient dY is rounded to `gemm_bwd` (scaled likewise) and
  *     dX = dY W, dW = dY^T X are GEMMs of the same kind with the forward's
  *     rounded W and X, rounded to `grad`; db sums dY (in `grad`) in `acc`.

@@ -35,8 +35,10 @@ double fpl_logsumexp(const fpl_policy_t *p, const double *x, size_t n, fpl_sr_t 
 {
     double stack[64];
     double *e = n <= 64 ? stack : malloc(n * sizeof *e);
-    if (!e)
-        abort(); /* the caller's n doubles again: nothing sensible to do without them */
+    if (!e) {
+        fpl__fail(FPL_ENOMEM, "logsumexp: out of memory for %zu terms", n);
+        return NAN;
+    }
     double r = lse(p, x, n, e, sr);
     if (e != stack)
         free(e);

@@ -18,7 +18,9 @@
  * of a rounding boundary).  The exact policy computes in binary64 with a
  * compensated sum; its relative error is a few binary64 ulps.
  * Special values: n = 0 or every x_i = -inf gives -inf; a NaN, or +inf,
- * gives NaN or +inf.  -inf terms contribute nothing. */
+ * gives NaN or +inf.  -inf terms contribute nothing.  Out of memory (more
+ * than 64 terms need a scratch array): NaN, with FPL_ENOMEM for
+ * fpl_last_error. */
 double fpl_logsumexp(const fpl_policy_t *p, const double *x, size_t n, fpl_sr_t *sr);
 
 /* A hidden Markov model with S states and O symbols, row-major tables of

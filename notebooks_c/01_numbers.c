@@ -83,10 +83,10 @@ static void e4m3_edge(void)
 /*md
 @output
 
-Rounding to nearest acts as if 480 were representable. 464 ties with
-480 and goes to the even neighbour, 448. Anything above 464
-rounds to a value e4m3 cannot hold, and becomes NaN, as ml_dtypes and the
-OCP specification say. Hardware conversions usually saturate instead
+Rounding to nearest acts as if 480 were representable. 464 ties with 480
+and goes to the even neighbour, 448. Anything above 464 rounds to a value
+e4m3 cannot hold, and becomes NaN, as ml_dtypes and the OCP specification
+say. Hardware conversions usually saturate instead
 ("satfinite"), which is the second column. An FP8 recipe therefore scales
 each tensor into range before it rounds (notebook 7 shows scales at work).
 
@@ -113,9 +113,9 @@ fp16's relative error is about eight times smaller wherever both formats
 are in range: 2⁻¹¹ against 2⁻⁸. It loses relative accuracy below 6·10⁻⁵,
 where its subnormals start, and becomes 0 below 3·10⁻⁸. It overflows to
 infinity from 65 520 on, the midpoint between 65 504 and 2¹⁶ (values below
-it round down to 65 504). bf16 represents all of these values with the same coarse
-relative error. That is why bf16 trains without loss scaling and fp16 needs
-it.
+it round down to 65 504). bf16 represents all of these values with the
+same coarse relative error. That is why bf16 trains without loss scaling
+and fp16 needs it.
 
 ## Rounding modes
 

@@ -122,9 +122,11 @@ only like log₂(n)·u, and the measured error shows no trend at all: it stays
 between 0.001 and 0.0033, below u = 0.0039, at every length. At these
 lengths the last rounding dominates: the final addition rounds the whole
 sum to bf16, which alone can cost up to u, and its typical error, a
-fraction of u, is the size of what the column shows. An fp32 accumulator moves the whole problem 16 bits further out.
-With bf16 inputs the products are exact in fp32's 24 bits, and the error
-grows from 0 at n = 16 to 9.6·10⁻⁷ (about 16 fp32 u) at n = 16 384.
+fraction of u, is the size of what the column shows.
+
+An fp32 accumulator moves the whole problem 16 bits further out. With bf16
+inputs the products are exact in fp32's 24 bits, and the error grows from
+0 at n = 16 to 9.6·10⁻⁷ (about 16 fp32 u) at n = 16 384.
 
 ## Stagnation
 

@@ -58,14 +58,17 @@ long as the result is neither too large for the format nor in its subnormal
 range. fp16 and bf16 have the same width but split their 16 bits
 differently. fp16 keeps 11 significant bits (u = 2⁻¹¹) and tops out at
 65 504. bf16 keeps fp32's 8 exponent bits, so it reaches 3·10³⁸ with only 8
-significant bits (u = 2⁻⁸). The FP8 formats go further in both directions:
-e4m3 spends its bits on precision (max 448) and e5m2 on range (max 57 344).
+significant bits (u = 2⁻⁸). The two FP8 formats make the same trade within
+8 bits: e4m3 keeps more precision (u = 2⁻⁴, max 448), e5m2 more range
+(u = 2⁻³, max 57 344). Neither beats a 16-bit format on its own ground:
+e5m2 ends below fp16's 65 504, and e4m3 is far coarser than bf16.
 
 ## Where e4m3 ends
 
-OCP's e4m3 has no infinity. Its largest value is 448, and the next binade's
-top code is reserved for NaN. So what happens to 464, the midpoint between
-448 and the 480 that does not exist?
+OCP's e4m3 has no infinity. Its largest value is 448 = 1.75·2⁸. The code
+that would hold the next value of the same binade [256, 512), 480 = 1.875·2⁸,
+is reserved for NaN. So what happens to 464, the midpoint between 448 and
+the 480 that does not exist?
 */
 static void e4m3_edge(void)
 {
@@ -80,10 +83,10 @@ static void e4m3_edge(void)
 /*md
 @output
 
-Rounding to nearest acts as if the next binade existed. 464 ties with the
-nonexistent 480 and goes to the even neighbour, 448. Anything above 464
-rounds to a value e4m3 cannot hold, and becomes NaN, as ml_dtypes and the
-OCP specification say. Hardware conversions usually saturate instead
+Rounding to nearest acts as if 480 were representable. 464 ties with 480
+and goes to the even neighbour, 448. Anything above 464 rounds to a value
+e4m3 cannot hold, and becomes NaN, as ml_dtypes and the OCP specification
+say. Hardware conversions usually saturate instead
 ("satfinite"), which is the second column. An FP8 recipe therefore scales
 each tensor into range before it rounds (notebook 7 shows scales at work).
 
@@ -108,10 +111,11 @@ static void bf16_vs_fp16(void)
 
 fp16's relative error is about eight times smaller wherever both formats
 are in range: 2⁻¹¹ against 2⁻⁸. It loses relative accuracy below 6·10⁻⁵,
-where its subnormals start, becomes 0 below 3·10⁻⁸, and goes to infinity
-above 65 504. bf16 represents all of these values with the same coarse
-relative error. That is why bf16 trains without loss scaling and fp16 needs
-it.
+where its subnormals start, and becomes 0 below 3·10⁻⁸. It overflows to
+infinity from 65 520 on, the midpoint between 65 504 and 2¹⁶ (values below
+it round down to 65 504). bf16 represents all of these values with the
+same coarse relative error. That is why bf16 trains without loss scaling
+and fp16 needs it.
 
 ## Rounding modes
 
@@ -214,8 +218,9 @@ static void spacing_figure(void)
 
 ## Exercises
 
-1. Change `xs` in `e4m3_edge` to probe e5m2, which has infinities, and
-   explain why 61 440 rounds to infinity there.
+1. Change `nb_format("e4m3")` in `e4m3_edge` to `nb_format("e5m2")`,
+   which has infinities, and change `xs` to probe its edge. Explain why
+   61 440 rounds to infinity there.
 2. In `stochastic`, find the value at which the round-to-nearest sum stalls
    for an increment of 0.01, and predict it from the gap before you run it.
 3. Add `fp:e=5,m=7` (fp16's range with bf16's precision) to `properties` and

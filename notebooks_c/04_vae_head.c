@@ -75,10 +75,13 @@ static void exp_error(void)
                          "set yrange [1e-7:20]\n"
                          "set object 1 rect from 11.09,1e-7 to 20,20 fc rgb '#fde0dd' fs solid "
                          "0.5 noborder behind\n"
-                         "set object 2 rect from -30,1e-7 to -15.1,20 fc rgb '#deebf7' fs solid "
+                         "set object 2 rect from -30,1e-7 to -17.33,20 fc rgb '#deebf7' fs solid "
+                         "0.5 noborder behind\n"
+                         "set object 3 rect from -17.33,1e-7 to -9.70,20 fc rgb '#f0f0f0' fs solid "
                          "0.5 noborder behind\n"
                          "set label 'fp16 overflows' at 12,3e-7\nset label '(inf, drawn at 10)' at 12,1.2e-7\n"
-                         "set label 'fp16 underflows' at -29,3e-7\n"
+                         "set label 'fp16: σ² = 0' at -29,3e-7\nset label '(error 1)' at -29,1.2e-7\n"
+                         "set label 'fp16 subnormal' at -17,3e-7\n"
                          "set xrange [-30:20]\nplot $d1 w p ls 2 pt 7 ps 0.12 title 'bf16', $d0 w p ls 1 pt 7 ps 0.12 title 'fp16', "
                          "(abs(x)+1)*%.17g w l ls 1 dt 2 lw 2 title '|l|u + u (fp16)', "
                          "(abs(x)+1)*%.17g w l ls 2 dt 2 lw 2 title '|l|u + u (bf16)'\n",
@@ -88,17 +91,21 @@ static void exp_error(void)
 /*md
 @output
 
-@figure exp.png Relative error of σ² = e^l when l is emitted in fp16 or bf16
+@figure exp.png Relative error of σ² = e^l for l emitted in fp16 or bf16; shaded: where fp16's σ² overflows, is subnormal, or is 0
 
 The two formats fail in different ways. bf16 never leaves its range here.
 Its error stays under the first-order line |l|u + u, which reaches 8% at
 |l| = 20, and it comes close to the line at many l. That is a *precision*
 failure, and it grows with |l|. fp16's
-error is eight times smaller inside its range, but it has hard walls. e^l
-passes 65 504 at l = ln 65 504 ≈ 11.09 and becomes infinite. Below
-l ≈ −15.1 it falls into fp16's subnormals and then to zero. Those are
-*range* failures. They are all-or-nothing, and no amount of precision would
-help. Latent diffusion clamps l to [−30, 20], which protects σ = e^(l/2)
+error is eight times smaller inside its normal range, but the range ends.
+e^l passes 65 504 at l = ln 65 504 ≈ 11.09 and becomes infinite. Below
+l = ln 2⁻¹⁴ ≈ −9.70 (grey) σ² is an fp16 subnormal, with fewer significant
+bits the smaller it gets: the −10 row is already subnormal, though its
+error is still below u. Below l ≈ −15 the error can exceed 10% (the −16
+row is off by 5.9%), and below l = ln 2⁻²⁵ ≈ −17.33 (blue) σ² rounds to 0.
+Those are *range* failures: the precision of l does not cause them, and
+more of it would not help. Latent diffusion clamps l to [−30, 20], which
+protects σ = e^(l/2)
 but not σ².
 
 ## The KL term cancels near the prior

@@ -150,20 +150,38 @@ Read the table across a row. The residual stack's error after 24 blocks is
 block adds about one rounding, and none multiplies what came before, so the
 error grows like the square root of the depth. That is why a transformer
 body runs in bf16, or even FP8 with scales (the e4m3 stack is below 1 u of
-e4m3 because its stream is bf16). The exponential multiplies the error of
-its input by its condition number |l|. The median σ² error is about 1 u,
-but the worst is about 9 u, at l near −10. In e4m3 the values below e⁻⁴
-also leave the normal range. Near the prior, the naive KL is off by about
-57 u in fp32, fp16 and bf16 alike. The result is about l²/2, while the
-rounding error of e^l is about u, so the error is a fixed multiple of u
-whatever the format: a property of the computation, not of the format.
-Computing g(l) = e^l − 1 − l as one function brings it to 0.66 u.
+e4m3 because its stream is bf16).
 
-So the argument is not that VAEs are fragile and transformers robust. It
-concerns where the computation's condition number is large: the error is
-amplified by |l| in the exponential and by 1/KL in the cancellation. In a
-residual + LN block, both factors are near 1. Keep those few operations
-wide, or fused, and the rest of the model can be as narrow as the
+The exponential is different: its condition number is |l|, so it
+multiplies the relative error of its input by |l|, whatever algorithm
+computes it. The median σ² error is about 1 u. The worst, about 9 u, can
+occur anywhere in [−10, −8): there l's spacing is 16 u, so rounding l moves
+it by up to 8 u, which becomes a relative error of 8 u in σ², plus one
+rounding of σ² itself. e4m3's worst, 16 u = 1/u, is a 100% error: σ²
+rounds to 0 when it is below 2⁻¹⁰, half e4m3's smallest subnormal. That
+happens for l < ln 2⁻¹⁰ ≈ −6.93 (in fact from −6.75 down, since e4m3
+rounds such l to −7 or below), about a quarter of the range.
+
+The KL near the prior is well conditioned: its condition number is at
+most about 2 in both l and μ, so a good algorithm can get it to within a
+few u. The naive algorithm does not. It rounds e^l ≈ 1, an error of about
+u, and then subtracts l + 1, leaving a result of about (μ² + l²/2)/2 that
+carries that whole error. Its relative error is therefore about u divided
+by the KL, a fixed multiple of u: about 57 u in fp32, fp16 and bf16 alike.
+This is instability, a property of the algorithm, not of the problem. The
+fused form, which computes g(l) = e^l − 1 − l as one function, gets 0.66 u
+in the same three formats. In e4m3, u = 1/16 is larger than
+almost every KL value near the prior: the naive form returns 0 for most
+points, and its median error is 100% = 16 u.
+
+So the argument is not that VAEs are fragile and transformers robust. Two
+different things go wrong in the VAE head. The exponential is ill
+conditioned at large |l|: its input must be kept in a wider format, since
+no algorithm can recover what rounding l lost. The KL is well conditioned
+but was computed by an unstable algorithm: the fix is a better algorithm,
+in the same narrow format. A residual + LN block is both well conditioned
+(its amplification is about 1) and computed stably. Keep the exponential's
+input wide, fuse the KL, and the rest of the model can be as narrow as the
 transformer's.
 
 ## Exercises

@@ -130,10 +130,16 @@ static void steps(void)
 
 Where the rounding happens decides everything. When the sampler state is
 rounded at every step (fp32 and bf16), each step adds a fresh rounding
-error. Independent errors add up like a random walk, so the error grows with
-N, roughly as √N. bf16 grows faster at large N. Once a step's change to x is
-smaller than half a bf16 spacing, rounding pulls the state back, the errors
-share a sign, and the growth turns toward N.
+error, and the error grows with N. Independent errors add up like a random
+walk, which predicts √N, a factor of 10 over the two decades shown. fp32
+grows by a factor of 6.3, roughly as √N. The columns are not monotone
+(fp32 at N = 200 is below N = 100, bf16 at N = 20 below N = 10): each entry
+is a median over 512 trajectories and carries sampling noise, so only the
+trend over a decade or more means something. bf16 shows no clear trend
+from N = 10 to N = 100 (it wanders between 0.0031 and 0.0093), and then
+grows tenfold from N = 100 to N = 1 000, like N. Once a step's change to x
+is smaller than half a bf16 spacing, rounding pulls the state back, the
+errors share a sign, and they add up linearly.
 
 When only the denoiser is rounded and the state is fp32, the error
 *shrinks* as N grows. Each update multiplies the denoiser's error by the
@@ -193,9 +199,8 @@ noise left in the sample. Early on σ_t is close to 1, and the arithmetic
 error is a tiny fraction of the noise the remaining steps will still
 transform. In the last steps σ_t goes to zero, and the same error becomes a
 large share of what is left to resolve: the ratio peaks at the last noisy
-step, t = 10, at about 9% of σ_t. Late steps are where precision matters.
-That is why mixed-precision recipes keep the final steps, and the state,
-wide. The `diffusion` analysis (claims D1–D3) measures this for four
+step, t = 10, at about 9% of σ_t. Late steps are where precision matters,
+which suggests keeping the final steps, and the state, wide. The `diffusion` analysis (claims D1–D3) measures this for four
 samplers, two dimensions and five policies, and compares the final
 distribution with the sampling noise floor.
 

@@ -36,6 +36,8 @@ enum { V4W = NQ + 1 }; /* the three errors, then the fraction of non-finite samp
 /* ---- V5: decoder formats, scales and variants ------------------------------ */
 enum { NF5 = 5 };
 static const char *const f5_name[NF5] = {"exact", "fp16", "bf16", "fp:e=8,m=10", "fp:e=5,m=7"};
+/* in the CSV (no commas): the generic spellings as eXmY */
+static const char *const f5_csv[NF5] = {"exact", "fp16", "bf16", "e8m10", "e5m7"};
 static const char *const f5_label[NF5] = {"exact", "fp16 (e5 m10)", "bf16 (e8 m7)",
                                           "e8 m10 (bf16 range, fp16 precision)",
                                           "e5 m7 (fp16 range, bf16 precision)"};
@@ -718,7 +720,7 @@ int main(int argc, char **argv)
                 PRED[f][vv][k] = NFO[f][vv][k] = 0;
                 for (int sd = 0; sd < S; sd++) {
                     fpl_csv_row(c2, "%s,%d,%d,%.17g,%s,%d,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g",
-                                f5_name[f], f == 0 ? 11 : fm->ebits, f == 0 ? 52 : fm->mbits,
+                                f5_csv[f], f == 0 ? 11 : fm->ebits, f == 0 ? 52 : fm->mbits,
                                 f == 0 ? 1.7976931348623157e308 : fm->max_finite, var_name[vv], sd,
                                 k, V5V(sd, f, vv, k, 5), V5V(sd, f, vv, k, 0),
                                 V5V(sd, f, vv, k, 1), V5V(sd, f, vv, k, 2), V5V(sd, f, vv, k, 3),

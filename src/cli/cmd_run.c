@@ -40,6 +40,9 @@ static const char usage_run[] =
     "             precision), reparameterisation, KL naive/stable/fused and its sum\n"
     "  training   P1: an MLP trained in fp32, bf16 and fp8 over seeds, then INT8/INT4\n"
     "             weight quantization: loss increase per recipe with CIs\n"
+    "  vae_model  V4-V5: a small trained VAE: which parts (heads, exp, reparam, KL) must\n"
+    "             stay fp32 around an fp16/bf16/e4m3 body; decoder overflow (range)\n"
+    "             against rounding (precision) in fp16, bf16, e8m10, e5m7; the fixes\n"
     "\n"
     "  --quick      small sizes (seconds; what the tests run)\n"
     "  --out DIR    where data/ and plots/ go\n"
@@ -62,7 +65,8 @@ static const char usage_merge[] =
     "The shard files are left in place.\n";
 
 static const char *const analyses[] = {"dot",       "residual",  "layernorm", "granularity",
-                                       "decisions", "diffusion", "vae_head",  "training"};
+                                       "decisions", "diffusion", "vae_head",  "training",
+                                       "vae_model"};
 
 /* Where the analysis programs are: $FPLAB_ANALYSES_DIR, else the build
  * tree when this fplab is the one built there, else the installed libexec. */

@@ -17,7 +17,9 @@
  *
  * Layers and their parameters (in this order in the array):
  *   LINEAR     y = x W^T + b; W is out x in (row = output channel), then b
- *   RELU GELU SILU TANH   elementwise, no parameters (GELU: x Phi(x), erf form)
+ *   RELU GELU SILU TANH   elementwise, no parameters (GELU: x Phi(x), erf form;
+ *              ReLU is x > 0 ? x : 0, as fmaxf(x, 0) in CUDA kernels: it maps
+ *              NaN to 0, where PyTorch's relu passes NaN through)
  *   LAYERNORM  y = gamma (x - mean)/sqrt(var + eps) + beta; gamma, beta
  *   RMSNORM    y = gamma x / sqrt(mean(x^2) + eps); gamma
  *   RES_BEGIN, RES_END   a residual block: the layers between them form the

@@ -14,7 +14,8 @@
 
 /* The analyses whose sweep can be sharded: all of them. */
 static const char *const sharded[] = {"granularity", "dot",       "residual", "layernorm",
-                                      "decisions",   "diffusion", "vae_head", "training"};
+                                      "decisions",   "diffusion", "vae_head", "training",
+                                      "diffusion_quant"};
 
 static const char *fplab(void)
 {

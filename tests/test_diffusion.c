@@ -565,6 +565,243 @@ static void test_diffusion_bad_options(void **state)
     }
 }
 
+/* ---- D4: the learned denoiser ----------------------------------------------- */
+
+/* a small trained eps_theta for the d = 2 circle mixture */
+static fpl_model_t *small_model(const fpl_mixture_t *m, const fpl_schedule_t *S, uint64_t seed,
+                                int threads)
+{
+    fpl_model_t *M = fpl_diffusion_mlp(2, 254, 256, 1, seed);
+    assert_non_null(M);
+    fpl_recipe_t r;
+    assert_int_equal(fpl_recipe_parse("exact", &r), 0);
+    fpl_diffusion_train_t o = {20, 16, 2e-3, seed + 1, threads};
+    double loss = NAN;
+    assert_int_equal(fpl_diffusion_train(M, m, S, &r, &o, &loss), 0);
+    assert_true(isfinite(loss) && loss > 0);
+    return M;
+}
+
+/* Training is deterministic: the same seed gives the same weights for 1
+ * and 2 threads; another seed gives other weights; training changed them. */
+static void test_diffusion_train_deterministic(void **state)
+{
+    (void)state;
+    fpl_schedule_t S;
+    fpl_mixture_t m;
+    assert_int_equal(fpl_schedule_linear(&S, 1000, 1e-4, 0.02), 0);
+    assert_int_equal(fpl_mixture_circle(&m, 8, 2.0, 0.1), 0);
+    uint64_t seed = fpt_seed(5);
+    fpl_model_t *a = small_model(&m, &S, seed, 1), *b = small_model(&m, &S, seed, 2),
+                *c = small_model(&m, &S, seed + 100, 1),
+                *init = fpl_diffusion_mlp(2, 254, 256, 1, seed);
+    assert_int_equal(a->nparams, b->nparams);
+    assert_memory_equal(a->params, b->params, a->nparams * sizeof *a->params);
+    assert_memory_not_equal(a->params, c->params, a->nparams * sizeof *a->params);
+    assert_memory_not_equal(a->params, init->params, a->nparams * sizeof *a->params);
+    fpl_model_free(a);
+    fpl_model_free(b);
+    fpl_model_free(c);
+    fpl_model_free(init);
+    fpl_mixture_free(&m);
+    fpl_schedule_free(&S);
+}
+
+/* The twin run of the learned denoiser: against its own unquantized copy
+ * the drift and every introduced error are exactly zero; with q4_0 or int8
+ * weights both are non-zero (and q4_0 drifts more than int8 per channel),
+ * and quantizing leaves the biases alone. */
+typedef struct {
+    double max_in;
+} in_ctx_t;
+
+static int max_in_cb(void *ctx, size_t step, size_t t, size_t t_prev, size_t q,
+                     const double *introduced, const double *inherited, size_t n)
+{
+    (void)step, (void)t, (void)t_prev, (void)inherited;
+    in_ctx_t *c = ctx;
+    for (size_t i = 0; i < n; i++)
+        c[q].max_in = fmax(c[q].max_in, introduced[i]);
+    return 0;
+}
+
+static void test_diffusion_model_twin_drift(void **state)
+{
+    (void)state;
+    fpl_schedule_t S;
+    fpl_mixture_t m;
+    assert_int_equal(fpl_schedule_linear(&S, 1000, 1e-4, 0.02), 0);
+    assert_int_equal(fpl_mixture_circle(&m, 8, 2.0, 0.1), 0);
+    fpl_model_t *M = small_model(&m, &S, fpt_seed(9), 1);
+    const char *schemes[2] = {"q4_0", "int8:channel"};
+    fpl_model_t *Mq[3] = {fpl_model_clone(M), fpl_model_clone(M), fpl_model_clone(M)};
+    for (int k = 0; k < 2; k++) {
+        fpl_quant_t q;
+        assert_int_equal(fpl_quant_parse(schemes[k], &q), 0);
+        assert_int_equal(fpl_model_quantize(Mq[k + 1], &q), 0);
+        for (size_t i = 0; i < M->nlayers; i++) {
+            const fpl_mlayer_t *L = &M->layers[i];
+            if (L->kind != FPL_LAYER_LINEAR)
+                continue;
+            /* the bias (after the out x in weights) is unchanged, the weights not */
+            assert_memory_equal(M->params + L->off + L->out * L->in,
+                                Mq[k + 1]->params + L->off + L->out * L->in,
+                                L->out * sizeof(double));
+            assert_memory_not_equal(M->params + L->off, Mq[k + 1]->params + L->off,
+                                    L->out * L->in * sizeof(double));
+        }
+    }
+    const size_t n = 24, d = 2, N = 10;
+    fpl_denoiser_t Dr, Dq[3];
+    fpl_model_denoiser_t *mr = fpl_model_denoiser_alloc(M, d, 16, &Dr), *mq[3];
+    assert_non_null(mr);
+    const fpl_denoiser_t *emu[3];
+    fpl_policy_t pol[3];
+    for (int k = 0; k < 3; k++) {
+        mq[k] = fpl_model_denoiser_alloc(Mq[k], d, 7, &Dq[k]); /* other batching */
+        assert_non_null(mq[k]);
+        emu[k] = &Dq[k];
+        fpl_policy_exact(&pol[k]);
+    }
+    for (int k = 0; k < 2; k++) {
+        fpl_sampler_t samp = k ? FPL_SAMPLER_DDPM : FPL_SAMPLER_DDIM;
+        gsl_rng *g = rng_new(31);
+        double xr[24 * 2], xe[3 * 24 * 2];
+        for (size_t i = 0; i < n * d; i++)
+            xr[i] = gsl_ran_gaussian(g, 1.0);
+        in_ctx_t c[3] = {{0}, {0}, {0}};
+        assert_int_equal(
+            fpl_diffusion_twin(samp, &S, &Dr, emu, pol, NULL, 3, N, xr, xe, n, g, max_in_cb, c), 0);
+        double drift[3] = {0, 0, 0};
+        for (int q = 0; q < 3; q++)
+            for (size_t i = 0; i < n * d; i++) {
+                assert_true(isfinite(xe[q * n * d + i]));
+                drift[q] += fabs(xe[q * n * d + i] - xr[i]);
+            }
+        assert_true(drift[0] == 0 && c[0].max_in == 0);
+        assert_true(drift[1] > 0 && c[1].max_in > 0);
+        assert_true(drift[2] > 0 && c[2].max_in > 0);
+        assert_true(drift[1] > drift[2]);
+        gsl_rng_free(g);
+    }
+    /* binary64 only: an emulated policy is refused */
+    fpl_policy_t p32;
+    assert_int_equal(fpl_policy_parse("a=fp32,acc=fp32", &p32), 0);
+    double x[4] = {0.1, 0.2, 0.3, 0.4}, e[4];
+    assert_int_equal(Dr.eps(&Dr, &p32, 10, S.alpha_bar[10], x, 2, e, NULL), FPL_EINVAL);
+    assert_int_equal(Dr.eps(&Dr, &pol[0], 10, S.alpha_bar[10], x, 2, e, NULL), 0);
+    fpl_model_denoiser_free(mr);
+    for (int k = 0; k < 3; k++) {
+        fpl_model_denoiser_free(mq[k]);
+        fpl_model_free(Mq[k]);
+    }
+    fpl_model_free(M);
+    fpl_mixture_free(&m);
+    fpl_schedule_free(&S);
+}
+
+/* bad arguments of the D4 library calls: refused, nothing changed */
+static void test_diffusion_model_bad_arguments(void **state)
+{
+    (void)state;
+    fpl_schedule_t S;
+    fpl_mixture_t m;
+    assert_int_equal(fpl_schedule_linear(&S, 1000, 1e-4, 0.02), 0);
+    assert_int_equal(fpl_mixture_circle(&m, 8, 2.0, 0.1), 0);
+    assert_null(fpl_diffusion_mlp(2, 31, 256, 1, 1));
+    assert_null(fpl_diffusion_mlp(2, 30, 0, 1, 1));
+    assert_null(fpl_diffusion_mlp(0, 30, 256, 1, 1));
+    fpl_model_t *M3 = fpl_diffusion_mlp(3, 30, 64, 1, 1), *M = fpl_diffusion_mlp(2, 30, 64, 1, 1);
+    assert_non_null(M3);
+    assert_non_null(M);
+    fpl_recipe_t r;
+    fpl_recipe_parse("exact", &r);
+    fpl_diffusion_train_t o = {5, 4, 1e-3, 1, 1};
+    assert_int_equal(fpl_diffusion_train(M3, &m, &S, &r, &o, NULL), FPL_EINVAL);
+    fpl_diffusion_train_t bad[3] = {{0, 4, 1e-3, 1, 1}, {5, 4, -1, 1, 1}, {5, 4, 1e-3, 1, 0}};
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(fpl_diffusion_train(M, &m, &S, &r, &bad[k], NULL), FPL_EINVAL);
+    fpl_denoiser_t D;
+    assert_null(fpl_model_denoiser_alloc(M3, 2, 8, &D));
+    assert_null(fpl_model_denoiser_alloc(M, 2, 0, &D));
+    /* rows of 32 inputs do not fit q4_K's 256: refused, weights unchanged */
+    fpl_quant_t q;
+    assert_int_equal(fpl_quant_parse("q4_K", &q), 0);
+    fpl_model_t *c = fpl_model_clone(M);
+    assert_int_equal(fpl_model_quantize(M, &q), FPL_EINVAL);
+    assert_memory_equal(M->params, c->params, M->nparams * sizeof *M->params);
+    fpl_model_free(c);
+    fpl_model_free(M);
+    fpl_model_free(M3);
+    fpl_mixture_free(&m);
+    fpl_schedule_free(&S);
+}
+
+/* the D4 analysis: byte-identical data for 1 and 2 threads, the columns the
+ * issue names, bad options refused with one line and no file */
+static void test_diffusion_quant_analysis(void **state)
+{
+    (void)state;
+    char d1[] = "/tmp/fplab-difq1-XXXXXX", d2[] = "/tmp/fplab-difq2-XXXXXX";
+    assert_non_null(mkdtemp(d1));
+    assert_non_null(mkdtemp(d2));
+    static char out1[65536], out2[65536];
+    assert_int_equal(sh(out1, sizeof out1,
+                        "'%s/analyses/diffusion_quant' --quick --out '%s' --threads 1 --steps 5:10 "
+                        "--train-steps 10 | grep ^verdict",
+                        builddir(), d1),
+                     0);
+    assert_int_equal(sh(out2, sizeof out2,
+                        "'%s/analyses/diffusion_quant' --quick --out '%s' --threads 2 --steps 5:10 "
+                        "--train-steps 10 | grep ^verdict",
+                        builddir(), d2),
+                     0);
+    assert_string_equal(out1, out2);
+    assert_non_null(strstr(out1, "verdict D4 "));
+    const char *files[] = {"diffusion_quant.csv", "diffusion_quant_train.csv",
+                           "diffusion_quant_verdicts.csv"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p1[256], p2[256];
+        snprintf(p1, sizeof p1, "%s/data/%s", d1, files[i]);
+        snprintf(p2, sizeof p2, "%s/data/%s", d2, files[i]);
+        char *a = slurp(p1), *b = slurp(p2);
+        if (strcmp(a, b))
+            fail_msg("%s differs between 1 and 2 threads", files[i]);
+        free(a);
+        free(b);
+    }
+    char p[256];
+    snprintf(p, sizeof p, "%s/data/diffusion_quant.csv", d1);
+    char *s = slurp(p);
+    assert_non_null(strstr(s, "\nscheme,d,steps,swd,swd_floor_mean,swd_floor_sd,drift_median,"
+                              "amplification,res_amplification"));
+    /* every scheme and d, drift > 0 */
+    const char *sch[] = {"\nq8_0,2,", "\nint8:channel,64,", "\nq4_0,2,", "\nq4_K,64,",
+                         "\nint4:g128,2,", "\nnvfp4,64,"};
+    for (size_t i = 0; i < 6; i++)
+        assert_non_null(strstr(s, sch[i]));
+    free(s);
+    sh(NULL, 0, "rm -rf '%s' '%s'", d1, d2);
+    const char *bad[] = {"--scheme q3_0",      "--scheme q8_0,,q4_0", "--scheme int4:g100",
+                         "--steps 0",          "--steps 20:10",       "--steps 1001",
+                         "--train-steps 0",    "--train-steps x",     "--scheme"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char d[] = "/tmp/fplab-difq4-XXXXXX";
+        assert_non_null(mkdtemp(d));
+        static char buf[4096];
+        int st = sh(buf, sizeof buf, "'%s/analyses/diffusion_quant' --quick --out '%s' %s",
+                    builddir(), d, bad[i]);
+        if (st != 2)
+            fail_msg("'%s': exit status %d (%s)", bad[i], st, buf);
+        char *nl = strchr(buf, '\n');
+        if (!nl || nl[1] != '\0')
+            fail_msg("'%s': not one line: %s", bad[i], buf);
+        assert_int_equal(sh(buf, sizeof buf, "ls -A '%s/data' 2>/dev/null | wc -l", d), 0);
+        assert_int_equal(atoi(buf), 0);
+        sh(NULL, 0, "rm -rf '%s'", d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +814,10 @@ int main(void)
         cmocka_unit_test(test_diffusion_thread_independent),
         cmocka_unit_test(test_diffusion_exact_policy_zero_error),
         cmocka_unit_test(test_diffusion_bad_options),
+        cmocka_unit_test(test_diffusion_train_deterministic),
+        cmocka_unit_test(test_diffusion_model_twin_drift),
+        cmocka_unit_test(test_diffusion_model_bad_arguments),
+        cmocka_unit_test(test_diffusion_quant_analysis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,7 @@
 /* The analyses whose sweep can be sharded: all of them. */
 static const char *const sharded[] = {"granularity", "dot",       "residual", "layernorm",
                                       "decisions",   "diffusion", "vae_head", "training",
-                                      "vae_model"};
+                                      "vae_model", "diffusion_quant"};
 
 static const char *fplab(void)
 {

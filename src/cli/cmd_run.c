@@ -36,6 +36,8 @@ static const char usage_run[] =
     "  diffusion  D1-D3: error of DDIM, DDPM, probability-flow ODE and Heun samplers on\n"
     "             an exact-score Gaussian mixture against the step count; error over\n"
     "             sigma_t; distance to the mixture beside the seed-to-seed floor\n"
+    "  diffusion_quant  D4: weight quantizers on a learned MLP denoiser: distance to\n"
+    "             the mixture, per-sample drift, amplification beside a residual stack\n"
     "  vae_head   V1-V3: a VAE's Gaussian head: exp(logvar) per format (range against\n"
     "             precision), reparameterisation, KL naive/stable/fused and its sum\n"
     "  training   P1: an MLP trained in fp32, bf16 and fp8 over seeds, then INT8/INT4\n"
@@ -66,7 +68,7 @@ static const char usage_merge[] =
 
 static const char *const analyses[] = {"dot",       "residual",  "layernorm", "granularity",
                                        "decisions", "diffusion", "vae_head",  "training",
-                                       "vae_model"};
+                                       "vae_model", "diffusion_quant"};
 
 /* Where the analysis programs are: $FPLAB_ANALYSES_DIR, else the build
  * tree when this fplab is the one built there, else the installed libexec. */

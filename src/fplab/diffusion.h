@@ -8,7 +8,9 @@
 
 #include <gsl/gsl_rng.h>
 
+#include "model.h"
 #include "policy.h"
+#include "quant.h"
 #include "round.h"
 
 /* ---- the schedule -------------------------------------------------------
@@ -201,5 +203,58 @@ int fpl_diffusion_twin(fpl_sampler_t k, const fpl_schedule_t *s, const fpl_denoi
  * memory or a value is not finite. */
 double fpl_sliced_w1(const double *a, const double *b, size_t n, size_t d, size_t nproj,
                      gsl_rng *rng);
+
+/* ---- a learned denoiser (D4; diffusion_model.c) ---------------------------
+ * A small MLP eps_theta(x, t) on rows [x_1 .. x_d, t] (d + 1 values, t the
+ * integer timestep 1..T as a double): a sinusoidal time embedding of `emb`
+ * values appended to x (model.h's TIMEEMB, period 10000, as in DDPM), then
+ * `layers` times LINEAR(hidden) + SiLU, then LINEAR(d).  The first linear
+ * layer reads d + emb values: choose emb so that d + emb and hidden are
+ * multiples of 256, and every weight quantizer (q4_K's super-blocks of 256
+ * included) applies to every linear layer.  Parameters drawn by
+ * fpl_model_init(seed).  NULL (FPL_EINVAL: d, hidden or layers zero, emb odd
+ * or zero; FPL_ENOMEM). */
+fpl_model_t *fpl_diffusion_mlp(size_t d, size_t emb, size_t hidden, size_t layers, uint64_t seed);
+
+/* Training with the DDPM noise-prediction loss (Ho et al. 2020, Algorithm 1):
+ * each step draws `batch` x_0 from the mixture, t uniform in 1..T and
+ * eps ~ N(0, I), forms x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps and takes
+ * one optimiser step of fpl_trainer_train on the MSE between
+ * eps_theta(x_t, t) and eps.  Adam (lr, then a cosine decay to zero over the
+ * steps), under recipe r, `threads` threads (the same bits for any count:
+ * the data come from one stream seeded `seed`, in step order). */
+typedef struct {
+    size_t steps, batch;
+    double lr;
+    uint64_t seed;
+    int threads;
+} fpl_diffusion_train_t;
+
+/* Train m (an fpl_diffusion_mlp of the mixture's d) in place.  *loss (may be
+ * NULL) receives the mean loss over the last tenth of the steps.  Returns 0,
+ * FPL_EINVAL (widths do not match the mixture, zero steps or batch, lr not
+ * positive, threads < 1, a non-finite loss) or FPL_ENOMEM. */
+int fpl_diffusion_train(fpl_model_t *m, const fpl_mixture_t *mix, const fpl_schedule_t *s,
+                        const fpl_recipe_t *r, const fpl_diffusion_train_t *opt, double *loss);
+
+/* A model as a denoiser, evaluated in binary64 by an exact-recipe trainer
+ * (model.h: nothing rounded, compensated dot products), in batches of at
+ * most max_batch rows.  The model is copied, so m may change or go away
+ * afterwards.  D (filled) refers to the returned object, which must outlive
+ * it; one object per thread (it owns the activations).  The denoiser
+ * refuses every policy but the exact one (FPL_EINVAL): its arithmetic is
+ * binary64, and what changes between twins is the weights (quantize a copy
+ * with fpl_model_quantize).  NULL on failure (FPL_EINVAL: the model does
+ * not map d + 1 values to d, max_batch 0; FPL_ENOMEM). */
+typedef struct fpl_model_denoiser fpl_model_denoiser_t;
+fpl_model_denoiser_t *fpl_model_denoiser_alloc(const fpl_model_t *m, size_t d, size_t max_batch,
+                                               fpl_denoiser_t *D);
+void fpl_model_denoiser_free(fpl_model_denoiser_t *md);
+
+/* Quantize every linear layer's weight matrix W (out x in, a row per output
+ * channel) of m in place with scheme q: W <- fpl_quant_apply(q, W); biases
+ * and every other parameter are left alone.  Returns 0 or FPL_EINVAL (a
+ * layer's shape does not fit the scheme; m is then unchanged). */
+int fpl_model_quantize(fpl_model_t *m, const fpl_quant_t *q);
 
 #endif /* FPL_DIFFUSION_H */

@@ -282,3 +282,32 @@ int fpt_sh_all(char *buf, size_t n, const char *fmt, ...)
     va_end(ap);
     return st;
 }
+
+int fpt_run(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return st == -1 ? 128 : WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+const char *fpt_fplab(void)
+{
+    const char *f = getenv("FPLAB");
+    return f ? f : "src/cli/fplab";
+}
+
+const char *fpt_builddir(void)
+{
+    static char d[4096];
+    snprintf(d, sizeof d, "%s", fpt_fplab());
+    char *s = strstr(d, "/src/cli/");
+    if (s)
+        *s = '\0';
+    else
+        snprintf(d, sizeof d, ".");
+    return d;
+}

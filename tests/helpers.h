@@ -64,4 +64,14 @@ int fpt_same(double a, double b);
 int fpt_sh(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int fpt_sh_all(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Run the command printf(fmt, ...) with system(): its output is not
+ * captured.  Returns its exit status, or 128 when it was killed. */
+int fpt_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The fplab command under test ($FPLAB, else src/cli/fplab), and the build
+ * directory it sits in (the part of $FPLAB before /src/cli/, else "."): the
+ * analysis programs are in BUILDDIR/analyses. */
+const char *fpt_fplab(void);
+const char *fpt_builddir(void);
+
 #endif

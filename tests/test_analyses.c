@@ -17,17 +17,6 @@ static char dir1[] = "/tmp/fplab-an1-XXXXXX", dir2[] = "/tmp/fplab-an2-XXXXXX",
             dir3[] = "/tmp/fplab-an3-XXXXXX";
 static char out1[65536], out_res[65536], out_ln[65536], out_gr[65536], out_tr[65536];
 
-static const char *builddir(void)
-{
-    const char *f = getenv("FPLAB");
-    static char d[4096];
-    snprintf(d, sizeof d, "%s", f ? f : "src/cli/fplab");
-    char *s = strstr(d, "/src/cli/");
-    if (s)
-        *s = '\0';
-    return d;
-}
-
 static char *slurp(const char *path)
 {
     FILE *fp = fopen(path, "rb");
@@ -48,20 +37,20 @@ static int setup(void **state)
     (void)state;
     if (!mkdtemp(dir1) || !mkdtemp(dir2) || !mkdtemp(dir3))
         return -1;
-    if (fpt_sh(out1, sizeof out1, "'%s/analyses/dot' --quick --out '%s' --threads 1", builddir(),
+    if (fpt_sh(out1, sizeof out1, "'%s/analyses/dot' --quick --out '%s' --threads 1", fpt_builddir(),
                dir1))
         return -1;
-    if (fpt_sh(NULL, 0, "'%s/analyses/dot' --quick --out '%s' --threads 2 >/dev/null", builddir(),
+    if (fpt_sh(NULL, 0, "'%s/analyses/dot' --quick --out '%s' --threads 2 >/dev/null", fpt_builddir(),
                dir2))
         return -1;
     const char *more[] = {"residual", "layernorm", "granularity", "training"};
     char *outs[] = {out_res, out_ln, out_gr, out_tr};
     for (int i = 0; i < 4; i++) {
         if (fpt_sh(outs[i], sizeof out_res, "'%s/analyses/%s' --quick --out '%s' --threads 1",
-                   builddir(), more[i], dir1))
+                   fpt_builddir(), more[i], dir1))
             return -1;
         if (fpt_sh(NULL, 0, "'%s/analyses/%s' --quick --out '%s' --threads 2 >/dev/null",
-                   builddir(), more[i], dir2))
+                   fpt_builddir(), more[i], dir2))
             return -1;
     }
     return 0;
@@ -359,7 +348,7 @@ static void test_analyses_fplab_run(void **state)
     assert_non_null(strstr(err, "needs a value"));
     assert_int_equal(fpt_sh(err, sizeof err, "'%s' run nosuch 2>&1", getenv("FPLAB")), 2);
     assert_non_null(strstr(err, "unknown analysis"));
-    assert_true(fpt_sh(err, sizeof err, "'%s/analyses/dot' --threads 0 2>&1", builddir()) != 0);
+    assert_true(fpt_sh(err, sizeof err, "'%s/analyses/dot' --threads 0 2>&1", fpt_builddir()) != 0);
     assert_non_null(strstr(err, "bad value"));
 }
 
@@ -606,7 +595,7 @@ static void test_analyses_without_gnuplot(void **state)
     int st = fpt_sh(err, sizeof err,
                     "FPL_GNUPLOT=/nonexistent/gnuplot '%s/analyses/layernorm' --quick "
                     "--out '%s' 2>&1 >/dev/null",
-                    builddir(), d);
+                    fpt_builddir(), d);
     assert_true(st != 0);
     size_t lines = 0;
     for (const char *p = err; *p; p++)

@@ -238,36 +238,13 @@ static void test_near_tie_flips_as_predicted(void **state)
 /* ---- the analysis ------------------------------------------------------------- */
 static char dir1[] = "/tmp/fplab-dec1-XXXXXX", dir2[] = "/tmp/fplab-dec2-XXXXXX";
 
-static const char *analyses_dir(void)
-{
-    const char *f = getenv("FPLAB");
-    static char d[4096];
-    snprintf(d, sizeof d, "%s", f ? f : "src/cli/fplab");
-    char *s = strstr(d, "/src/cli/");
-    if (s)
-        *s = '\0';
-    strncat(d, "/analyses", sizeof d - strlen(d) - 1);
-    return d;
-}
-
-static int run(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return st == -1 ? 128 : WEXITSTATUS(st);
-}
-
 static int setup(void **state)
 {
     (void)state;
     if (!mkdtemp(dir1) || !mkdtemp(dir2))
         return -1;
-    if (run("'%s/decisions' --quick --out '%s' --threads 1 >/dev/null", analyses_dir(), dir1) ||
-        run("'%s/decisions' --quick --out '%s' --threads 2 >/dev/null", analyses_dir(), dir2))
+    if (fpt_run("'%s/analyses/decisions' --quick --out '%s' --threads 1 >/dev/null", fpt_builddir(), dir1) ||
+        fpt_run("'%s/analyses/decisions' --quick --out '%s' --threads 2 >/dev/null", fpt_builddir(), dir2))
         return -1;
     return 0;
 }
@@ -275,7 +252,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    return run("rm -rf '%s' '%s'", dir1, dir2) == 0 ? 0 : -1;
+    return fpt_run("rm -rf '%s' '%s'", dir1, dir2) == 0 ? 0 : -1;
 }
 
 static void test_decisions_thread_independent(void **state)
@@ -284,7 +261,7 @@ static void test_decisions_thread_independent(void **state)
     const char *files[] = {"decisions", "decisions_flip", "decisions_temperature",
                            "decisions_chain", "decisions_verdicts"};
     for (size_t i = 0; i < 5; i++)
-        if (run("cmp -s '%s/data/%s.csv' '%s/data/%s.csv'", dir1, files[i], dir2, files[i]))
+        if (fpt_run("cmp -s '%s/data/%s.csv' '%s/data/%s.csv'", dir1, files[i], dir2, files[i]))
             fail_msg("%s.csv differs between 1 and 2 threads", files[i]);
 }
 
@@ -404,8 +381,8 @@ static void test_decisions_chains(void **state)
 static void test_decisions_bad_options(void **state)
 {
     (void)state;
-    assert_int_not_equal(run("'%s/decisions' --quick --bogus 2>/dev/null", analyses_dir()), 0);
-    assert_int_not_equal(run("'%s/decisions' --threads 0 2>/dev/null", analyses_dir()), 0);
+    assert_int_not_equal(fpt_run("'%s/analyses/decisions' --quick --bogus 2>/dev/null", fpt_builddir()), 0);
+    assert_int_not_equal(fpt_run("'%s/analyses/decisions' --threads 0 2>/dev/null", fpt_builddir()), 0);
 }
 
 int main(void)

@@ -405,40 +405,6 @@ static void test_diffusion_twin_run(void **state)
 
 /* ---- the analysis program -------------------------------------------------- */
 
-static const char *builddir(void)
-{
-    const char *f = getenv("FPLAB");
-    static char d[4096];
-    snprintf(d, sizeof d, "%s", f ? f : "src/cli/fplab");
-    char *s = strstr(d, "/src/cli/");
-    if (s)
-        *s = '\0';
-    else
-        snprintf(d, sizeof d, ".");
-    return d;
-}
-
-static int sh(char *buf, size_t n, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[8300];
-    snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
-    FILE *fp = popen(full, "r");
-    assert_non_null(fp);
-    size_t len = buf ? fread(buf, 1, n - 1, fp) : 0;
-    if (buf)
-        buf[len] = '\0';
-    else
-        while (fgetc(fp) != EOF)
-            ;
-    int st = pclose(fp);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static char *slurp(const char *path)
 {
     FILE *fp = fopen(path, "rb");
@@ -462,13 +428,13 @@ static void test_diffusion_thread_independent(void **state)
     assert_non_null(mkdtemp(d1));
     assert_non_null(mkdtemp(d2));
     static char out1[65536], out2[65536];
-    assert_int_equal(sh(out1, sizeof out1,
+    assert_int_equal(fpt_sh_all(out1, sizeof out1,
                         "'%s/analyses/diffusion' --quick --out '%s' --threads 1 | grep ^verdict",
-                        builddir(), d1),
+                        fpt_builddir(), d1),
                      0);
-    assert_int_equal(sh(out2, sizeof out2,
+    assert_int_equal(fpt_sh_all(out2, sizeof out2,
                         "'%s/analyses/diffusion' --quick --out '%s' --threads 2 | grep ^verdict",
-                        builddir(), d2),
+                        fpt_builddir(), d2),
                      0);
     assert_string_equal(out1, out2);
     assert_non_null(strstr(out1, "verdict D1 "));
@@ -500,7 +466,7 @@ static void test_diffusion_thread_independent(void **state)
     s = slurp(p);
     assert_non_null(strstr(s, "\nsampler,policy,d,steps,t,sigma_t,introduced_err,ratio"));
     free(s);
-    sh(NULL, 0, "rm -rf '%s' '%s'", d1, d2);
+    fpt_sh_all(NULL, 0, "rm -rf '%s' '%s'", d1, d2);
 }
 
 /* the exact policy beside fp32: zero error for the one, non-zero for the other */
@@ -509,10 +475,10 @@ static void test_diffusion_exact_policy_zero_error(void **state)
     (void)state;
     char d[] = "/tmp/fplab-dif3-XXXXXX";
     assert_non_null(mkdtemp(d));
-    assert_int_equal(sh(NULL, 0,
+    assert_int_equal(fpt_sh_all(NULL, 0,
                         "'%s/analyses/diffusion' --quick --out '%s' --policy exact:fp32 "
                         "--steps 5:10:20 --sampler ddim:ddpm >/dev/null",
-                        builddir(), d),
+                        fpt_builddir(), d),
                      0);
     char p[256];
     snprintf(p, sizeof p, "%s/data/diffusion_steps.csv", d);
@@ -538,7 +504,7 @@ static void test_diffusion_exact_policy_zero_error(void **state)
     assert_int_equal(exact_rows, 2 * 2 * 3 * 3);
     assert_int_equal(fp32_rows, 2 * 2 * 3 * 3);
     free(txt);
-    sh(NULL, 0, "rm -rf '%s'", d);
+    fpt_sh_all(NULL, 0, "rm -rf '%s'", d);
 }
 
 /* bad options: one line, exit status 2, no data file */
@@ -552,16 +518,16 @@ static void test_diffusion_bad_options(void **state)
         char d[] = "/tmp/fplab-dif4-XXXXXX";
         assert_non_null(mkdtemp(d));
         static char buf[4096];
-        int st = sh(buf, sizeof buf, "'%s/analyses/diffusion' --quick --out '%s' %s", builddir(), d,
+        int st = fpt_sh_all(buf, sizeof buf, "'%s/analyses/diffusion' --quick --out '%s' %s", fpt_builddir(), d,
                     bad[i]);
         if (st != 2)
             fail_msg("'%s': exit status %d (%s)", bad[i], st, buf);
         char *nl = strchr(buf, '\n');
         if (!nl || nl[1] != '\0')
             fail_msg("'%s': not one line: %s", bad[i], buf);
-        assert_int_equal(sh(buf, sizeof buf, "ls -A '%s/data' 2>/dev/null | wc -l", d), 0);
+        assert_int_equal(fpt_sh_all(buf, sizeof buf, "ls -A '%s/data' 2>/dev/null | wc -l", d), 0);
         assert_int_equal(atoi(buf), 0);
-        sh(NULL, 0, "rm -rf '%s'", d);
+        fpt_sh_all(NULL, 0, "rm -rf '%s'", d);
     }
 }
 
@@ -746,15 +712,15 @@ static void test_diffusion_quant_analysis(void **state)
     assert_non_null(mkdtemp(d1));
     assert_non_null(mkdtemp(d2));
     static char out1[65536], out2[65536];
-    assert_int_equal(sh(out1, sizeof out1,
+    assert_int_equal(fpt_sh_all(out1, sizeof out1,
                         "'%s/analyses/diffusion_quant' --quick --out '%s' --threads 1 --steps 5:10 "
                         "--train-steps 10 | grep ^verdict",
-                        builddir(), d1),
+                        fpt_builddir(), d1),
                      0);
-    assert_int_equal(sh(out2, sizeof out2,
+    assert_int_equal(fpt_sh_all(out2, sizeof out2,
                         "'%s/analyses/diffusion_quant' --quick --out '%s' --threads 2 --steps 5:10 "
                         "--train-steps 10 | grep ^verdict",
-                        builddir(), d2),
+                        fpt_builddir(), d2),
                      0);
     assert_string_equal(out1, out2);
     assert_non_null(strstr(out1, "verdict D4 "));
@@ -781,7 +747,7 @@ static void test_diffusion_quant_analysis(void **state)
     for (size_t i = 0; i < 6; i++)
         assert_non_null(strstr(s, sch[i]));
     free(s);
-    sh(NULL, 0, "rm -rf '%s' '%s'", d1, d2);
+    fpt_sh_all(NULL, 0, "rm -rf '%s' '%s'", d1, d2);
     const char *bad[] = {"--scheme q3_0",      "--scheme q8_0,,q4_0", "--scheme int4:g100",
                          "--steps 0",          "--steps 20:10",       "--steps 1001",
                          "--train-steps 0",    "--train-steps x",     "--scheme"};
@@ -789,16 +755,16 @@ static void test_diffusion_quant_analysis(void **state)
         char d[] = "/tmp/fplab-difq4-XXXXXX";
         assert_non_null(mkdtemp(d));
         static char buf[4096];
-        int st = sh(buf, sizeof buf, "'%s/analyses/diffusion_quant' --quick --out '%s' %s",
-                    builddir(), d, bad[i]);
+        int st = fpt_sh_all(buf, sizeof buf, "'%s/analyses/diffusion_quant' --quick --out '%s' %s",
+                    fpt_builddir(), d, bad[i]);
         if (st != 2)
             fail_msg("'%s': exit status %d (%s)", bad[i], st, buf);
         char *nl = strchr(buf, '\n');
         if (!nl || nl[1] != '\0')
             fail_msg("'%s': not one line: %s", bad[i], buf);
-        assert_int_equal(sh(buf, sizeof buf, "ls -A '%s/data' 2>/dev/null | wc -l", d), 0);
+        assert_int_equal(fpt_sh_all(buf, sizeof buf, "ls -A '%s/data' 2>/dev/null | wc -l", d), 0);
         assert_int_equal(atoi(buf), 0);
-        sh(NULL, 0, "rm -rf '%s'", d);
+        fpt_sh_all(NULL, 0, "rm -rf '%s'", d);
     }
 }
 

@@ -17,12 +17,6 @@ static const char *const sharded[] = {"granularity", "dot",       "residual", "l
                                       "decisions",   "diffusion", "vae_head", "training",
                                       "vae_model", "diffusion_quant"};
 
-static const char *fplab(void)
-{
-    const char *f = getenv("FPLAB");
-    return f ? f : "src/cli/fplab";
-}
-
 static char *tmpdir(void)
 {
     char *d = strdup("/tmp/fplab-shard-XXXXXX");
@@ -48,13 +42,13 @@ static void test_shard_merge_is_byte_identical(void **state)
         assert_int_equal(
             fpt_sh_all(out_whole, sizeof out_whole,
                        "'%s' run %s --quick --seed 3 --out '%s' --threads 2 | grep ^verdict",
-                       fplab(), a, whole),
+                       fpt_fplab(), a, whole),
             0);
         for (int i = 2; i >= 0; i--)
             assert_int_equal(fpt_sh_all(buf, sizeof buf,
                                         "'%s' run %s --quick --seed 3 --out '%s' "
                                         "--threads %d --shard %d/3",
-                                        fplab(), a, parts, 1 + i % 2, i),
+                                        fpt_fplab(), a, parts, 1 + i % 2, i),
                              0);
         /* a shard writes its slice and nothing else */
         assert_int_equal(
@@ -62,7 +56,7 @@ static void test_shard_merge_is_byte_identical(void **state)
         assert_int_equal(atoi(buf), 0);
         assert_int_equal(fpt_sh_all(out_merge, sizeof out_merge,
                                     "'%s' merge %s --quick --seed 3 --out '%s' | grep ^verdict",
-                                    fplab(), a, parts),
+                                    fpt_fplab(), a, parts),
                          0);
         assert_string_equal(out_whole, out_merge);
         assert_int_equal(fpt_sh_all(buf, sizeof buf,
@@ -86,20 +80,20 @@ static void test_shard_merge_refusals(void **state)
     static char buf[65536];
     /* nothing to merge */
     assert_int_not_equal(
-        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fpt_fplab(), a, d), 0);
     assert_non_null(strstr(buf, "no shard files"));
     for (int i = 0; i < 3; i += 2) /* shards 0 and 2 of 3 */
         assert_int_equal(
-            fpt_sh_all(NULL, 0, "'%s' run %s --quick --out '%s' --shard %d/3", fplab(), a, d, i),
+            fpt_sh_all(NULL, 0, "'%s' run %s --quick --out '%s' --shard %d/3", fpt_fplab(), a, d, i),
             0);
     assert_int_not_equal(
-        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fpt_fplab(), a, d), 0);
     assert_non_null(strstr(buf, "shard 1 of 3 is missing"));
     assert_int_equal(
-        fpt_sh_all(NULL, 0, "'%s' run %s --quick --out '%s' --shard 1/3", fplab(), a, d), 0);
+        fpt_sh_all(NULL, 0, "'%s' run %s --quick --out '%s' --shard 1/3", fpt_fplab(), a, d), 0);
     /* another seed, or the full size, is another sweep */
     assert_int_not_equal(
-        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --seed 2 --out '%s'", fplab(), a, d), 0);
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --seed 2 --out '%s'", fpt_fplab(), a, d), 0);
     assert_non_null(strstr(buf, "use the same --quick and --seed"));
     /* a damaged shard: a line cut short */
     assert_int_equal(fpt_sh_all(NULL, 0,
@@ -108,7 +102,7 @@ static void test_shard_merge_refusals(void **state)
                                 d, a, a),
                      0);
     assert_int_not_equal(
-        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fpt_fplab(), a, d), 0);
     assert_non_null(strstr(buf, "expected"));
     /* a repeated cell */
     assert_int_equal(fpt_sh_all(NULL, 0,
@@ -117,14 +111,14 @@ static void test_shard_merge_refusals(void **state)
                                 d, a, a),
                      0);
     assert_int_not_equal(
-        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fpt_fplab(), a, d), 0);
     assert_non_null(strstr(buf, "repeated cell"));
     assert_int_equal(fpt_sh_all(NULL, 0, "cd '%s/data' && mv keep %s.shard-1-of-3.csv", d, a), 0);
     /* shards of two splits */
     assert_int_equal(
-        fpt_sh_all(NULL, 0, "'%s' run %s --quick --out '%s' --shard 0/2", fplab(), a, d), 0);
+        fpt_sh_all(NULL, 0, "'%s' run %s --quick --out '%s' --shard 0/2", fpt_fplab(), a, d), 0);
     assert_int_not_equal(
-        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d), 0);
+        fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fpt_fplab(), a, d), 0);
     assert_non_null(strstr(buf, "two splits"));
     /* none of the refused merges wrote a result */
     assert_int_equal(fpt_sh_all(buf, sizeof buf, "ls '%s/data' | grep -v '\\.shard-' | wc -l", d),
@@ -132,7 +126,7 @@ static void test_shard_merge_refusals(void **state)
     assert_int_equal(atoi(buf), 0);
     /* after removing the stray split, the merge goes through */
     assert_int_equal(fpt_sh_all(NULL, 0, "rm '%s/data/%s.shard-0-of-2.csv'", d, a), 0);
-    assert_int_equal(fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fplab(), a, d),
+    assert_int_equal(fpt_sh_all(buf, sizeof buf, "'%s' merge %s --quick --out '%s'", fpt_fplab(), a, d),
                      0);
     rmdir_all(d);
 }
@@ -148,7 +142,7 @@ static void test_shard_slurm_script(void **state)
     char *whole = tmpdir(), *parts = tmpdir();
     static char a[65536], b[65536];
     assert_int_equal(fpt_sh_all(a, sizeof a,
-                                "'%s' run granularity --quick --out '%s' | grep ^verdict", fplab(),
+                                "'%s' run granularity --quick --out '%s' | grep ^verdict", fpt_fplab(),
                                 whole),
                      0);
     for (int id = 4; id <= 6; id++)
@@ -157,13 +151,13 @@ static void test_shard_slurm_script(void **state)
                        "SLURM_ARRAY_TASK_ID=%d SLURM_ARRAY_TASK_MIN=4 SLURM_ARRAY_TASK_COUNT=3 "
                        "SLURM_CPUS_PER_TASK=1 FPLAB='%s' bash '%s/scripts/fplab-slurm.sbatch' "
                        "granularity --quick --out '%s'",
-                       id, fplab(), src, parts),
+                       id, fpt_fplab(), src, parts),
             0);
     assert_int_equal(fpt_sh_all(b, sizeof b, "ls '%s/data'", parts), 0);
     assert_non_null(strstr(b, "granularity.shard-2-of-3.csv"));
     assert_int_equal(fpt_sh_all(b, sizeof b,
                                 "'%s' merge granularity --quick --out '%s' | grep ^verdict",
-                                fplab(), parts),
+                                fpt_fplab(), parts),
                      0);
     assert_string_equal(a, b);
     assert_int_equal(fpt_sh_all(NULL, 0, "cmp '%s/data/granularity.csv' '%s/data/granularity.csv'",
@@ -191,12 +185,12 @@ static void test_shard_bad_options(void **state)
         assert_int_equal(fpt_sh_all(buf, sizeof buf,
                                     "'%s' run granularity --quick --out /nonexistent "
                                     "--shard '%s'",
-                                    fplab(), bad[i]),
+                                    fpt_fplab(), bad[i]),
                          2);
         assert_non_null(strstr(buf, "--shard"));
     }
-    assert_int_equal(fpt_sh_all(buf, sizeof buf, "'%s' merge granularity --shard 0/2", fplab()), 2);
-    assert_int_equal(fpt_sh_all(buf, sizeof buf, "'%s' merge", fplab()), 2);
+    assert_int_equal(fpt_sh_all(buf, sizeof buf, "'%s' merge granularity --shard 0/2", fpt_fplab()), 2);
+    assert_int_equal(fpt_sh_all(buf, sizeof buf, "'%s' merge", fpt_fplab()), 2);
     assert_non_null(strstr(buf, "missing ANALYSIS"));
 }
 

@@ -478,23 +478,6 @@ static void test_vae_bad_input(void **state)
 
 /* ---- the analysis ---------------------------------------------------------- */
 
-static const char *fplab(void)
-{
-    const char *f = getenv("FPLAB");
-    return f ? f : "src/cli/fplab";
-}
-
-static int sh(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* Same seed, 1 or 2 threads: byte-identical CSV; bad options refused with
  * nothing written. */
 static void test_vae_analysis(void **state)
@@ -503,25 +486,25 @@ static void test_vae_analysis(void **state)
     char d1[] = "/tmp/fplab-vae1-XXXXXX", d2[] = "/tmp/fplab-vae2-XXXXXX";
     assert_non_null(mkdtemp(d1));
     assert_non_null(mkdtemp(d2));
-    assert_int_equal(sh("'%s' run vae_head --quick --out %s --threads 1 >/dev/null 2>&1", fplab(), d1), 0);
-    assert_int_equal(sh("FPL_GNUPLOT=/nonexistent '%s' run vae_head --quick --out %s --threads 2 "
-                        ">/dev/null 2>&1; test $? -le 1", fplab(), d2), 0);
+    assert_int_equal(fpt_run("'%s' run vae_head --quick --out %s --threads 1 >/dev/null 2>&1", fpt_fplab(), d1), 0);
+    assert_int_equal(fpt_run("FPL_GNUPLOT=/nonexistent '%s' run vae_head --quick --out %s --threads 2 "
+                        ">/dev/null 2>&1; test $? -le 1", fpt_fplab(), d2), 0);
     const char *files[] = {"vae_head", "vae_exp", "vae_reparam", "vae_kl_plane", "vae_kl_sum",
                            "vae_head_verdicts"};
     for (size_t i = 0; i < 6; i++)
-        if (sh("cmp -s %s/data/%s.csv %s/data/%s.csv", d1, files[i], d2, files[i]) != 0)
+        if (fpt_run("cmp -s %s/data/%s.csv %s/data/%s.csv", d1, files[i], d2, files[i]) != 0)
             fail_msg("%s.csv differs between 1 and 2 threads", files[i]);
     /* the verdicts name V1, V2, V3 */
-    assert_int_equal(sh("grep -q '^V1,' %s/data/vae_head_verdicts.csv && grep -q '^V3,' "
+    assert_int_equal(fpt_run("grep -q '^V1,' %s/data/vae_head_verdicts.csv && grep -q '^V3,' "
                         "%s/data/vae_head_verdicts.csv", d1, d1), 0);
-    sh("rm -rf %s %s", d1, d2);
+    fpt_run("rm -rf %s %s", d1, d2);
     char d3[] = "/tmp/fplab-vae3-XXXXXX";
     assert_non_null(mkdtemp(d3));
-    assert_int_not_equal(sh("'%s' run vae_head --quick --out %s --bogus 1 >/dev/null 2>&1", fplab(), d3), 0);
-    assert_int_not_equal(sh("'%s' run vae_head --quick --out %s --threads 0 >/dev/null 2>&1", fplab(), d3), 0);
-    assert_int_not_equal(sh("'%s' run vae_head --quick --out %s --seed x >/dev/null 2>&1", fplab(), d3), 0);
-    assert_int_equal(sh("test ! -e %s/data || test -z \"$(ls -A %s/data)\"", d3, d3), 0);
-    sh("rm -rf %s", d3);
+    assert_int_not_equal(fpt_run("'%s' run vae_head --quick --out %s --bogus 1 >/dev/null 2>&1", fpt_fplab(), d3), 0);
+    assert_int_not_equal(fpt_run("'%s' run vae_head --quick --out %s --threads 0 >/dev/null 2>&1", fpt_fplab(), d3), 0);
+    assert_int_not_equal(fpt_run("'%s' run vae_head --quick --out %s --seed x >/dev/null 2>&1", fpt_fplab(), d3), 0);
+    assert_int_equal(fpt_run("test ! -e %s/data || test -z \"$(ls -A %s/data)\"", d3, d3), 0);
+    fpt_run("rm -rf %s", d3);
 }
 
 int main(void)

@@ -17,23 +17,6 @@
 
 #include "helpers.h"
 
-static const char *fplab(void)
-{
-    const char *f = getenv("FPLAB");
-    return f ? f : "src/cli/fplab";
-}
-
-static int sh(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* A decoder-shaped MLP (8 -> 32 ReLU -> 32 ReLU -> 16); layer 0 times s
  * (weights and bias), layer 2's weights divided by s.  ReLU(s x) = s ReLU(x)
  * for s > 0, so the function is unchanged: bit for bit in binary64 when s is
@@ -109,14 +92,14 @@ static void test_vae_model_analysis(void **state)
     char d1[] = "/tmp/fplab-vaem1-XXXXXX", d2[] = "/tmp/fplab-vaem2-XXXXXX";
     assert_non_null(mkdtemp(d1));
     assert_non_null(mkdtemp(d2));
-    assert_int_equal(sh("'%s' run vae_model --quick --out %s --threads 1 >/dev/null 2>&1", fplab(), d1), 0);
-    assert_int_equal(sh("FPL_GNUPLOT=/nonexistent '%s' run vae_model --quick --out %s --threads 2 "
-                        ">/dev/null 2>&1; test $? -le 1", fplab(), d2), 0);
+    assert_int_equal(fpt_run("'%s' run vae_model --quick --out %s --threads 1 >/dev/null 2>&1", fpt_fplab(), d1), 0);
+    assert_int_equal(fpt_run("FPL_GNUPLOT=/nonexistent '%s' run vae_model --quick --out %s --threads 2 "
+                        ">/dev/null 2>&1; test $? -le 1", fpt_fplab(), d2), 0);
     const char *files[] = {"vae_model", "vae_mixed", "vae_range", "vae_model_verdicts"};
     for (size_t i = 0; i < 4; i++)
-        if (sh("cmp -s %s/data/%s.csv %s/data/%s.csv", d1, files[i], d2, files[i]) != 0)
+        if (fpt_run("cmp -s %s/data/%s.csv %s/data/%s.csv", d1, files[i], d2, files[i]) != 0)
             fail_msg("%s.csv differs between 1 and 2 threads", files[i]);
-    assert_int_equal(sh("grep -q '^V4,' %s/data/vae_model_verdicts.csv && grep -q '^V5,' "
+    assert_int_equal(fpt_run("grep -q '^V4,' %s/data/vae_model_verdicts.csv && grep -q '^V5,' "
                         "%s/data/vae_model_verdicts.csv", d1, d1), 0);
 
     /* V4: the exact control (every part exact) has zero error; the fp32
@@ -209,16 +192,16 @@ static void test_vae_model_analysis(void **state)
         if (!(ratio > 4 && ratio < 16))
             fail_msg("seed %d: bf16/fp16 error ratio %.3g, expected about 8", s, ratio);
     }
-    sh("rm -rf %s %s", d1, d2);
+    fpt_run("rm -rf %s %s", d1, d2);
 
     char d3[] = "/tmp/fplab-vaem3-XXXXXX";
     assert_non_null(mkdtemp(d3));
-    assert_int_not_equal(sh("'%s' run vae_model --quick --out %s --bogus 1 >/dev/null 2>&1", fplab(), d3), 0);
-    assert_int_not_equal(sh("'%s' run vae_model --quick --out %s --threads 0 >/dev/null 2>&1", fplab(), d3), 0);
-    assert_int_not_equal(sh("'%s' run vae_model --quick --out %s --seed x >/dev/null 2>&1", fplab(), d3), 0);
-    assert_int_not_equal(sh("'%s' run vae_model --quick --out %s --shard 3/2 >/dev/null 2>&1", fplab(), d3), 0);
-    assert_int_equal(sh("test ! -e %s/data || test -z \"$(ls -A %s/data)\"", d3, d3), 0);
-    sh("rm -rf %s", d3);
+    assert_int_not_equal(fpt_run("'%s' run vae_model --quick --out %s --bogus 1 >/dev/null 2>&1", fpt_fplab(), d3), 0);
+    assert_int_not_equal(fpt_run("'%s' run vae_model --quick --out %s --threads 0 >/dev/null 2>&1", fpt_fplab(), d3), 0);
+    assert_int_not_equal(fpt_run("'%s' run vae_model --quick --out %s --seed x >/dev/null 2>&1", fpt_fplab(), d3), 0);
+    assert_int_not_equal(fpt_run("'%s' run vae_model --quick --out %s --shard 3/2 >/dev/null 2>&1", fpt_fplab(), d3), 0);
+    assert_int_equal(fpt_run("test ! -e %s/data || test -z \"$(ls -A %s/data)\"", d3, d3), 0);
+    fpt_run("rm -rf %s", d3);
 }
 
 int main(void)

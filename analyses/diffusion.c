@@ -545,7 +545,7 @@ int main(int argc, char **argv)
     /* headline: final error and amplification against N */
     fpl_plot_t *p = fpl_plot_new();
     fpl_plot_printf(p, "set multiplot layout 2,2 margins 0.07,0.8,0.08,0.95 spacing 0.08,0.1\n"
-                       "set logscale xy\nset xlabel 'sampling steps N'\nset format y '10^{%%T}'\n"
+                       "set logscale xy\nset xlabel 'sampling steps N'\nset format y '1e%%T'\n"
                        "set termoption noenhanced\n");
     for (int panel = 0; panel < 4; panel++) {
         size_t di = (size_t)panel % 2, amp = (size_t)panel / 2;
@@ -598,7 +598,7 @@ int main(int argc, char **argv)
     p = fpl_plot_new();
     fpl_plot_printf(p, "set multiplot layout 1,2 margins 0.07,0.8,0.12,0.9 spacing 0.08\n"
                        "set logscale xy\nset xlabel 'timestep t (sampling runs right to left)'\n"
-                       "set ylabel 'introduced error / sigma_t'\nset format y '10^{%%T}'\n"
+                       "set ylabel 'introduced error / sigma_t'\nset format y '1e%%T'\n"
                        "set termoption noenhanced\n");
     fpl_schedule_steps(&X.S, X.nmax, tau);
     for (size_t di = 0; di < ND; di++) {

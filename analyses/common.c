@@ -1,4 +1,5 @@
 /* common.c -- shared driver of the analysis programs */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -208,39 +209,103 @@ void fpa_progress_end(const fpa_t *a)
 }
 
 struct fpa_verdicts {
-    fpl_csv_t *csv;
+    fpl_csv_t *csv, *keys;
+    const char *name;
+    char seen[64][48]; /* keys recorded so far, to refuse a repeat */
+    int nseen, bad;
 };
 
 fpa_verdicts_t *fpa_verdicts_open(fpa_t *a)
 {
     char file[256];
-    snprintf(file, sizeof file, "%s_verdicts", a->name);
     fpa_verdicts_t *v = calloc(1, sizeof *v);
-    if (v && !(v->csv = fpa_csv(a, file, "claim,verdict,reason"))) {
+    if (!v)
+        return NULL;
+    v->name = a->name;
+    snprintf(file, sizeof file, "%s_verdicts", a->name);
+    v->csv = fpa_csv(a, file, "claim,verdict,figure,condition,reason");
+    snprintf(file, sizeof file, "%s_keys", a->name);
+    v->keys = v->csv ? fpa_csv(a, file, "key,value") : NULL;
+    if (!v->keys) {
+        if (v->csv)
+            fpl_csv_abort(v->csv);
         free(v);
-        v = NULL;
+        return NULL;
     }
     return v;
 }
 
-void fpa_verdict(fpa_verdicts_t *v, const char *claim, const char *verdict, const char *fmt, ...)
+static int verdict_bug(fpa_verdicts_t *v, const char *what, const char *arg)
 {
-    char reason[4096];
+    fprintf(stderr, "%s: verdicts: %s '%s'\n", v->name, what, arg);
+    v->bad = 1;
+    return 1;
+}
+
+/* a CSV field in double quotes: a quote inside becomes an apostrophe */
+static void unquote(char *s)
+{
+    for (; *s; s++)
+        if (*s == '"')
+            *s = '\'';
+}
+
+void fpa_verdict(fpa_verdicts_t *v, const char *claim, const char *verdict, const char *figure,
+                 const char *condition, const char *fmt, ...)
+{
+    char reason[4096], cond[128];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
+    if (strcmp(verdict, "holds") && strcmp(verdict, "conditional") && strcmp(verdict, "refuted"))
+        verdict_bug(v, "unknown verdict", verdict);
+    if (!*figure || strspn(figure, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(figure))
+        verdict_bug(v, "bad figure name", figure);
+    if (!*condition || strlen(condition) > 110 || strpbrk(condition, "\n\r"))
+        verdict_bug(v, "condition empty, over 110 characters or on several lines", condition);
     printf("verdict %s %s %s\n", claim, verdict, reason);
     fflush(stdout);
-    for (char *p = reason; *p; p++) /* CSV: the reason is one quoted field */
-        if (*p == '"')
-            *p = '\'';
-    fpl_csv_row(v->csv, "%s,%s,\"%s\"", claim, verdict, reason);
+    snprintf(cond, sizeof cond, "%s", condition);
+    unquote(cond);
+    unquote(reason);
+    fpl_csv_row(v->csv, "%s,%s,%s,\"%s\",\"%s\"", claim, verdict, figure, cond, reason);
+}
+
+void fpa_key(fpa_verdicts_t *v, const char *key, const char *fmt, ...)
+{
+    char value[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof value, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(key);
+    if (n < 2 || n >= sizeof v->seen[0] || !isupper((unsigned char)key[0]) ||
+        strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != n)
+        verdict_bug(v, "a key is letters only, starting with a capital", key);
+    for (int i = 0; i < v->nseen; i++)
+        if (!strcmp(v->seen[i], key))
+            verdict_bug(v, "key recorded twice", key);
+    if (v->nseen < (int)(sizeof v->seen / sizeof v->seen[0]))
+        snprintf(v->seen[v->nseen++], sizeof v->seen[0], "%s", key);
+    else
+        verdict_bug(v, "too many keys (64 at most)", key);
+    if (!*value || strpbrk(value, "\"\n\r"))
+        verdict_bug(v, "a key's value is one line without quotes", value);
+    fpl_csv_row(v->keys, "%s,\"%s\"", key, value);
 }
 
 int fpa_verdicts_close(fpa_verdicts_t *v)
 {
-    int st = fpl_csv_close(v->csv);
+    int st;
+    if (v->bad) {
+        fpl_csv_abort(v->csv);
+        fpl_csv_abort(v->keys);
+        st = -1;
+    } else {
+        st = fpl_csv_close(v->csv);
+        st = fpl_csv_close(v->keys) || st;
+    }
     free(v);
     return st;
 }

@@ -54,11 +54,30 @@ void fpa_render(fpa_t *a, fpl_plot_t *p, const char *file, double w, double h);
 void fpa_progress(const fpa_t *a, const char *what, size_t done, size_t total);
 void fpa_progress_end(const fpa_t *a);
 
-/* Print and record a verdict line: "verdict ID VERDICT REASON". */
+/* Verdicts and key numbers, for the terminal, the data and the paper.
+ * fpa_verdict prints "verdict ID VERDICT REASON" and writes the row
+ * claim,verdict,figure,condition,reason to DIR/data/NAME_verdicts.csv:
+ *   verdict    holds, conditional or refuted;
+ *   figure     the figure that shows the evidence: a file of plots/ without
+ *              its extension, e.g. "dot_accumulator";
+ *   condition  one short line for the paper's verdict table (at most 110
+ *              characters, measured numbers welcome): the condition under
+ *              which the claim holds, or the measurement that settles it;
+ *   reason     (fmt, ...) the whole finding.
+ * fpa_key records a key number the paper quotes: DIR/data/NAME_keys.csv gets
+ * the row key,value and `make paper` defines the LaTeX macro \fplKEY as the
+ * value.  KEY is letters only and starts with the analysis' prefix (e.g.
+ * "DotAlignMax"); value is formatted with fmt (plain text; 1.5e-05 style
+ * exponents are typeset as 1.5x10^-5).
+ * A malformed argument (unknown verdict, bad figure or key name, a repeated
+ * key, an over-long condition) is a bug in the analysis: one line on stderr,
+ * and fpa_verdicts_close fails. */
 typedef struct fpa_verdicts fpa_verdicts_t;
 fpa_verdicts_t *fpa_verdicts_open(fpa_t *a);
-void fpa_verdict(fpa_verdicts_t *v, const char *claim, const char *verdict, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void fpa_verdict(fpa_verdicts_t *v, const char *claim, const char *verdict, const char *figure,
+                 const char *condition, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void fpa_key(fpa_verdicts_t *v, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int fpa_verdicts_close(fpa_verdicts_t *v);
 
 /* A seed for repetition `rep` of configuration `cfg`: independent of the

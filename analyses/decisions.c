@@ -813,7 +813,7 @@ int main(int argc, char **argv)
     double step_nats = fabs(res[(NCFG + 0) * X.width + n + n - 1]) / (double)X.ck[n - 1];
     int predicted = bins > 0 && bins_ok >= 0.9 * bins && far == 0;
     fpa_verdict(Vd, "T4",
-                predicted && surfaces ? "holds" : predicted || surfaces ? "conditional" : "refuted", "TODO", "TODO",
+                predicted && surfaces ? "holds" : predicted || surfaces ? "conditional" : "refuted", "todo", "todo",
                 "decisions flip only where the error of a difference reaches the margin: %d of %d "
                 "well-populated margin bins flip within a factor 2 of the first-order prediction "
                 "(logits not rounded to 16 bits), %g pairs flip beyond 3x the p99 error difference, "

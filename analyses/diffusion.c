@@ -802,7 +802,7 @@ int main(int argc, char **argv)
                      "constant",
                      shrink[1], lines[1], bmin[1], bmax[1]);
         fpa_verdict(
-            V, "D1", v1, "TODO", "TODO",
+            V, "D1", v1, "todo", "todo",
             "%s: %s; %s; amplification final/RSS(introduced) at N=%zu median %.2f (%.2f to "
             "%.2f; below 1 the sampler contracts toward the modes and forgets early errors)",
             G == 0   ? "errors do not accumulate"
@@ -850,7 +850,7 @@ int main(int argc, char **argv)
             V, "D2",
             tot && late == tot ? "holds"
             : late             ? "conditional"
-                               : "refuted", "TODO", "TODO",
+                               : "refuted", "todo", "todo",
             "introduced error / sigma_t peaks in the last tenth of the schedule (t <= %d) "
             "for %zu of %zu sampler x policy x d lines at N=%zu (peak t from %.0f to %.0f, "
             "peak ratio up to %.2g): sigma_t falls to %.3g at t=1 while a step's rounding "
@@ -896,7 +896,7 @@ int main(int argc, char **argv)
             V, "D3",
             cases && within == cases ? "holds"
             : within                 ? "conditional"
-                                     : "refuted", "TODO", "TODO",
+                                     : "refuted", "todo", "todo",
             "fp16/bf16 runs within the seed-to-seed floor (sliced W1, mean + 2 sd of exact "
             "runs over seeds) in %zu of %zu sampler x d x N cases%s%s%s; 8-bit (e4m3) "
             "denoisers with an fp32 state within it in %zu of %zu; mixture samples against "

@@ -717,7 +717,7 @@ int main(int argc, char **argv)
             V, "D4",
             cases && more == cases ? "holds"
             : more                 ? "conditional"
-                                   : "refuted", "TODO", "TODO",
+                                   : "refuted", "todo", "todo",
             "end-to-end amplification of the weight-quantization error through N DDIM steps "
             "exceeds that through a pre-LN residual stack of depth N in %zu of %zu scheme x d x N "
             "cases%s (sampler %.2f to %.2f, stack %.2f to %.2f, ratio %.2f to %.2f); mechanism: "

@@ -957,7 +957,7 @@ int main(int argc, char **argv)
         snprintf(amshort + l, sizeof amshort - l, "%s%s %.2g%%", m ? ", " : "", am_name[m],
                  100 * ast[AM_AT(DATA_UNIFORM, m, 4, jd)].max_rel);
     }
-    fpa_verdict(V, "T1", sq == tot ? "holds" : sq == 0 ? "refuted" : "conditional", "TODO", "TODO",
+    fpa_verdict(V, "T1", sq == tot ? "holds" : sq == 0 ? "refuted" : "conditional", "todo", "todo",
                 "sequential sums of positive data, first non-exact regime: %d/%d configurations "
                 "grow like sqrt(n) (exponent 0.3-0.7; bf16 in fp32, RN: %.2f), %d faster "
                 "(steepest %.2f: %s), %d flatter; %d are exact (median error 0) up to n = "
@@ -974,7 +974,7 @@ int main(int argc, char **argv)
         const am_stat_t *h = &ast[AM_AT(DATA_UNIFORM, AM_ALIGN13, 4, jd)];
         const am_stat_t *h128 = &ast[AM_AT(DATA_UNIFORM, AM_ALIGN13, 2, jd)];
         fpa_verdict(V, "T1-acc",
-                    nrepro && strstr(repro, "align13") ? "holds" : nrepro ? "conditional" : "refuted", "TODO", "TODO",
+                    nrepro && strstr(repro, "align13") ? "holds" : nrepro ? "conditional" : "refuted", "todo", "todo",
                     "DeepSeek-V3's 'maximum relative error of nearly 2%%' for K = 4096 in the "
                     "14-bit FP8 tensor-core accumulator: the documented model (align13: slices of "
                     "32 aligned and truncated to 13 fraction bits) gives %.2g%% max (%.2g%% mean) "
@@ -1008,7 +1008,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    fpa_verdict(V, "T1-decay", dec_seq == seq_tot ? "holds" : dec_seq == 0 ? "refuted" : "conditional", "TODO", "TODO",
+    fpa_verdict(V, "T1-decay", dec_seq == seq_tot ? "holds" : dec_seq == 0 ? "refuted" : "conditional", "todo", "todo",
                 "relative error decays (exponent CI below -0.25) in %d/%d sequential "
                 "configurations (smallest exponent %.2f: %s); it decays in %d blocked or pairwise "
                 "ones (down to %.2f: %s), where independent partial-sum errors average out "

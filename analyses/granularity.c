@@ -382,7 +382,7 @@ int main(int argc, char **argv)
     double t4 = RS[D_OUTLIER_ROWS][i4t].mean, g4 = RS[D_OUTLIER_ROWS][i4g].mean;
     double c4 = RS[D_OUTLIER_ROWS][i4c].mean;
     int free8 = worst8 < 0.01, groups_help = g4 - t4 >= 6;
-    fpa_verdict(V, "T5", free8 && groups_help ? "holds" : free8 || groups_help ? "conditional" : "refuted", "TODO", "TODO",
+    fpa_verdict(V, "T5", free8 && groups_help ? "holds" : free8 || groups_help ? "conditional" : "refuted", "todo", "todo",
                 "int8 per channel: matmul relative error %.2g (Gaussian), %.2g (Laplace), %.2g "
                 "(Student-t), worst %s%s; int4 on outlier rows, median row SQNR: %.1f dB per "
                 "tensor, %.1f dB per channel, %.1f dB with groups of 128; outlier activations, "

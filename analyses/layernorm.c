@@ -311,7 +311,7 @@ int main(int argc, char **argv)
     /* washes out = scale-like perturbations amplified at least 100x less than
      * random ones of the same size, at every d */
     int washes = sc * 100 < rnd;
-    fpa_verdict(V, "T3", washes ? "holds" : (sc < rnd ? "conditional" : "refuted"), "TODO", "TODO",
+    fpa_verdict(V, "T3", washes ? "holds" : (sc < rnd ? "conditional" : "refuted"), "todo", "todo",
                 "a common-scale perturbation comes out of LayerNorm amplified by at most %.2g "
                 "(a common shift by %.1g: zero at the 256-bit working precision), a random one of the "
                 "same size by at least %.2f "
@@ -333,7 +333,7 @@ int main(int argc, char **argv)
                 f32_err = SB[i][m][0].median;
             }
         }
-    fpa_verdict(V, "T3-stats", worst_ratio >= 10 ? "holds" : worst_ratio > 1 ? "conditional" : "refuted", "TODO", "TODO",
+    fpa_verdict(V, "T3-stats", worst_ratio >= 10 ? "holds" : worst_ratio > 1 ? "conditional" : "refuted", "todo", "todo",
                 "LayerNorm statistics in bf16 introduce at least %.0fx the error of fp32 statistics "
                 "at every d and input mean (d = %zu, mean %g: %.2g vs %.2g), supporting the "
                 "practice of keeping LN statistics in fp32",

@@ -726,7 +726,7 @@ int main(int argc, char **argv)
         V, "T2",
         4 * bounded >= 3 * fitted ? "holds"
         : 4 * bounded <= fitted   ? "refuted"
-                                  : "conditional", "TODO", "TODO",
+                                  : "conditional", "todo", "todo",
         "with normalisation the relative error is bounded (exponent interval below 0.15) "
         "in %d of %d variant-policy-gain cases: it grows as l^b with b = %.2f to %.2f "
         "(median %.2f; 95%% t-intervals over %zu seeds, single seeds spread up to sd %.2f)%s; "
@@ -807,7 +807,7 @@ int main(int argc, char **argv)
     fpa_verdict(V, "T2-norm",
                 4 * lower >= 3 * comparable ? "holds"
                 : 4 * lower <= comparable   ? "refuted"
-                                            : "conditional", "TODO", "TODO",
+                                            : "conditional", "todo", "todo",
                 "normalisation lowers the relative error's growth exponent beyond the intervals "
                 "in %d of %d comparable cases (same in %d, higher in %d; largest median "
                 "amplification %.3f/layer: %s, g %s)%s. It keeps values in range: at g = 1 the "
@@ -843,7 +843,7 @@ int main(int argc, char **argv)
     fpa_verdict(V, "T2-stream",
                 majority == cases ? "holds"
                 : majority        ? "conditional"
-                                  : "refuted", "TODO", "TODO",
+                                  : "refuted", "todo", "todo",
                 "most of the error is the residual stream's own rounding in %d of %d bf16 "
                 "variant-gain cases: keeping the stream in fp32 around the same bf16 blocks cuts "
                 "the arithmetic error at layer %zu by %.1f-%.1fx at g = 1/sqrt(2L), %.1f-%.1fx at "
@@ -876,7 +876,7 @@ int main(int argc, char **argv)
     fpa_verdict(V, "T2-weights",
                 small == wcases ? "holds"
                 : small         ? "conditional"
-                                : "refuted", "TODO", "TODO",
+                                : "refuted", "todo", "todo",
                 "int8 weights (per-row absmax) change the model by less than the bf16 arithmetic "
                 "errs in %d of %d variant-gain cases: at layer %zu the weights alone move the "
                 "output by %.2g-%.2g (relative, exact arithmetic), the arithmetic by %.2g-%.2g; "

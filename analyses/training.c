@@ -508,7 +508,7 @@ int main(int argc, char **argv)
     for (int task = 0; task < NTASK; task++)
         same_shape &= fabs(kurt[task][R_FP8].mean / kurt[task][R_BF16].mean - 1) < 0.05 &&
                       fabs(mrms[task][R_FP8].mean / mrms[task][R_BF16].mean - 1) < 0.05;
-    fpa_verdict(V, "P1", verdict, "TODO", "TODO",
+    fpa_verdict(V, "P1", verdict, "todo", "todo",
                 "%d of %d INT4 cases smaller for fp8- than bf16-trained models (95%% CI "
                 "excluding 0), %d larger; %d seeds, paired%s.%s%s",
                 better, n4, worse, S,

@@ -583,7 +583,7 @@ int main(int argc, char **argv)
     double lnmax = log(65504.0);
     int range_ok = fabs(ovf[F16][Q_VAR] - lnmax) < 0.1 && isinf(ovf[F16][Q_SIGMA]) &&
                    isinf(ovf[F32][Q_VAR]) && isinf(ovf[BF16][Q_VAR]);
-    fpa_verdict(V, "V1", worst <= 1.05 && range_ok ? "holds" : worst <= 1.05 || range_ok ? "conditional" : "refuted", "TODO", "TODO",
+    fpa_verdict(V, "V1", worst <= 1.05 && range_ok ? "holds" : worst <= 1.05 || range_ok ? "conditional" : "refuted", "todo", "todo",
                 "error of exp(logvar) tracks |logvar|*u + u (worst measured/predicted %.2f where "
                 "the prediction is below 5%%): an absolute error in logvar becomes a relative one "
                 "in sigma^2; range, not precision, is the failure of fp16 (var overflows from "
@@ -605,7 +605,7 @@ int main(int argc, char **argv)
     }
     v2_order = absorbed[F32] <= absorbed[BF16] && absorbed[F16] <= absorbed[BF16] &&
                absorbed[BF16] <= absorbed[E4M3] && absorbed[E4M3] <= absorbed[E5M2];
-    fpa_verdict(V, "V2", v2_scale && v2_order ? "holds" : v2_scale || v2_order ? "conditional" : "refuted", "TODO", "TODO",
+    fpa_verdict(V, "V2", v2_scale && v2_order ? "holds" : v2_scale || v2_order ? "conditional" : "refuted", "todo", "todo",
                 "z = mu + sigma*eps (mu, eps ~ N(0,1), logvar ~ U[-10,2], all in the format): "
                 "median relative error of z %.2g (fp32), %.2g (fp16), %.2g (bf16), %.2g (e4m3), "
                 "%.2g (e5m2), each within 10x of the unit roundoff; p99 %.2g, %.2g, %.2g, %.2g, %.2g "
@@ -637,7 +637,7 @@ int main(int argc, char **argv)
     double seq_b = SM[BF16][FPL_KL_FUSED][A_SEQ][top], pw_b = SM[BF16][FPL_KL_FUSED][A_PAIRWISE][top],
            f32_b = SM[BF16][FPL_KL_FUSED][A_FP32][top];
     int sum_bad = seq_b > 10 * pw_b && seq_b > 10 * f32_b;
-    fpa_verdict(V, "V3", naive_bad && stable_nonneg ? "holds" : naive_bad ? "conditional" : "refuted", "TODO", "TODO",
+    fpa_verdict(V, "V3", naive_bad && stable_nonneg ? "holds" : naive_bad ? "conditional" : "refuted", "todo", "todo",
                 "near the prior (mu, logvar ~ N(0, 0.1^2), in the format) the naive KL is off by "
                 "more than 10%% in %.0f%% (fp16), %.0f%% (bf16), %.0f%% (e4m3) of elements: "
                 "RN(e^l) - l - 1 keeps only the rounding of e^l near 1, where the grid spacing "
@@ -655,7 +655,7 @@ int main(int argc, char **argv)
                 100 * nneg[E5M2][FPL_KL_NAIVE], 100 * PS[E4M3][FPL_KL_NAIVE][R_ROUNDED].neg,
                 100 * PS[E5M2][FPL_KL_NAIVE][R_ROUNDED].neg, 100 * ngt[BF16][FPL_KL_STABLE],
                 fused_worst, np, np, nh->max, nb->max, ref_g);
-    fpa_verdict(V, "V3-sum", sum_bad ? "holds" : "refuted", "TODO", "TODO",
+    fpa_verdict(V, "V3-sum", sum_bad ? "holds" : "refuted", "todo", "todo",
                 "the KL summed over n = 16384 elements near the prior (fused form): bf16 "
                 "relative error %.3g with sequential bf16 accumulation (the terms average "
                 "0.0075; once the sum passes 2 most fall below half an ulp of it and vanish), "

@@ -928,7 +928,7 @@ int main(int argc, char **argv)
         lvhi = fmax(lvhi, SUMV(sd, S_LVMAX));
     }
     const char *v4 = rec_ok[0] && rec_ok[1] ? "holds" : kl_rec ? "conditional" : "refuted";
-    fpa_verdict(V, "V4", v4, "TODO", "TODO",
+    fpa_verdict(V, "V4", v4, "todo", "todo",
                 "%s%d seeds, latent %d (%.1f active; their logvar in [%.1f, %.1f]), naive KL;%s "
                 "everything fp32: ELBO %.2g, KL %.2g, reconstruction %.2g; mechanism: the body's "
                 "rounding reaches mu and logvar through the head's input and sets the "
@@ -977,7 +977,7 @@ int main(int argc, char **argv)
     summ(v, (size_t)S, &dirty);
     int fix_ok = wide_ovf == 0 && fix_r <= 1.5 && NFO[F16][VAR_RESCALE][top] == 0;
     fpa_verdict(V, "V5", range_ok && prec_ok && fix_ok ? "holds"
-                         : range_ok && fix_ok ? "conditional" : "refuted", "TODO", "TODO",
+                         : range_ok && fix_ok ? "conditional" : "refuted", "todo", "todo",
                 "decoder under s (layer 1 x s, layer 2 / s, ReLU between; exact function "
                 "unchanged, exact control error %.2g): range: fp16 images overflow from s = 2^%d "
                 "(s * amax %.4g, threshold 65520), at s = 2^%d %.0f%% of images overflow and "

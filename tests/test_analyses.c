@@ -806,7 +806,7 @@ static void test_analyses_paper_transformers(void **state)
         "GranActGroup", "GranActMx", "GranActTensor", "GranActToken", "GranCols",
         "GranEightChannelOutlier", "GranEightGauss", "GranEightGroupStudent", "GranEightLaplace",
         "GranEightStudent", "GranEightTensorOutlier", "GranFourChannel", "GranFourGroup",
-        "GranFourTensor", "GranQEightStudent", "GranReps", "GranRows", "GranTokens"};
+        "GranFourTensor", "GranQEightStudent", "GranRows", "GranTokens"};
 #define N_(a) (sizeof a / sizeof a[0])
     check_paper("dot", out1, dot_claims, N_(dot_claims), "Dot", dot_keys, N_(dot_keys));
     check_paper("residual", out_res, res_claims, N_(res_claims), "Res", res_keys, N_(res_keys));

@@ -382,15 +382,45 @@ int main(int argc, char **argv)
     double t4 = RS[D_OUTLIER_ROWS][i4t].mean, g4 = RS[D_OUTLIER_ROWS][i4g].mean;
     double c4 = RS[D_OUTLIER_ROWS][i4c].mean;
     int free8 = worst8 < 0.01, groups_help = g4 - t4 >= 6;
-    fpa_verdict(V, "T5", free8 && groups_help ? "holds" : free8 || groups_help ? "conditional" : "refuted", "todo", "todo",
+    char cond[512];
+    snprintf(cond, sizeof cond,
+             "int8/channel matmul error up to %.2g%% (%s); int4 g128 %+.1f dB over per tensor, "
+             "outlier rows",
+             100 * worst8, worst8_d, g4 - t4);
+    fpa_verdict(V, "T5",
+                free8 && groups_help   ? "holds"
+                : free8 || groups_help ? "conditional"
+                                       : "refuted",
+                "granularity", cond,
                 "int8 per channel: matmul relative error %.2g (Gaussian), %.2g (Laplace), %.2g "
                 "(Student-t), worst %s%s; int4 on outlier rows, median row SQNR: %.1f dB per "
                 "tensor, %.1f dB per channel, %.1f dB with groups of 128; outlier activations, "
                 "median token SQNR: int8 per tensor %.1f dB, per token %.1f dB, mxfp4 %.1f dB",
                 M[D_GAUSS][i8c].mean, M[D_LAPLACE][i8c].mean, M[D_STUDENT][i8c].mean, worst8_d,
-                free8 ? " (below 1%: nearly free)" : " (above 1%: not free where tails set the scale)",
+                free8 ? " (below 1%: nearly free)"
+                      : " (above 1%: not free where tails set the scale)",
                 t4, c4, g4, RS[D_ACTIVATIONS][i8t].mean, RS[D_ACTIVATIONS][i8c].mean,
                 RS[D_ACTIVATIONS][mx4].mean);
+    /* matmul errors in percent, SQNR in dB (median over rows or tokens) */
+    size_t i8g = sidx("int8:g128"), q80 = sidx("q8_0");
+    fpa_key(V, "GranEightGauss", "%.2g", 100 * M[D_GAUSS][i8c].mean);
+    fpa_key(V, "GranEightLaplace", "%.2g", 100 * M[D_LAPLACE][i8c].mean);
+    fpa_key(V, "GranEightStudent", "%.2g", 100 * M[D_STUDENT][i8c].mean);
+    fpa_key(V, "GranEightGroupStudent", "%.2g", 100 * M[D_STUDENT][i8g].mean);
+    fpa_key(V, "GranQEightStudent", "%.2g", 100 * M[D_STUDENT][q80].mean);
+    fpa_key(V, "GranFourTensor", "%.1f", t4);
+    fpa_key(V, "GranFourChannel", "%.1f", c4);
+    fpa_key(V, "GranFourGroup", "%.1f", g4);
+    fpa_key(V, "GranEightTensorOutlier", "%.1f", RS[D_OUTLIER_ROWS][i8t].mean);
+    fpa_key(V, "GranEightChannelOutlier", "%.1f", RS[D_OUTLIER_ROWS][i8c].mean);
+    fpa_key(V, "GranActTensor", "%.1f", RS[D_ACTIVATIONS][i8t].mean);
+    fpa_key(V, "GranActToken", "%.1f", RS[D_ACTIVATIONS][i8c].mean);
+    fpa_key(V, "GranActGroup", "%.1f", RS[D_ACTIVATIONS][i8g].mean);
+    fpa_key(V, "GranActMx", "%.1f", RS[D_ACTIVATIONS][mx4].mean);
+    fpa_key(V, "GranRows", "%zu", R);
+    fpa_key(V, "GranCols", "%zu", K);
+    fpa_key(V, "GranTokens", "%zu", T);
+    fpa_key(V, "GranReps", "%d", reps);
     if (fpa_verdicts_close(V))
         return fpa_fail(&A, "cannot write verdicts");
     free(sq);

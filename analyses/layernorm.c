@@ -311,16 +311,27 @@ int main(int argc, char **argv)
     /* washes out = scale-like perturbations amplified at least 100x less than
      * random ones of the same size, at every d */
     int washes = sc * 100 < rnd;
-    fpa_verdict(V, "T3", washes ? "holds" : (sc < rnd ? "conditional" : "refuted"), "todo", "todo",
-                "a common-scale perturbation comes out of LayerNorm amplified by at most %.2g "
-                "(a common shift by %.1g: zero at the 256-bit working precision), a random one of the "
-                "same size by at least %.2f "
-                "(d = %zu..%zu): the scale component is removed, the rest passes%s",
-                sc, sh, rnd, dims[0], dims[nd - 1],
-                rnd > 0.5 && rnd < 2 ? ", so rounding noise, which points in a random direction, "
-                                       "goes through LayerNorm about unchanged (T2 measures what "
-                                       "that means over depth)"
-                                     : "");
+    char cond[512];
+    snprintf(cond, sizeof cond,
+             "common scale amplified by <= %.2g, random perturbation by >= %.2f, d = %zu..%zu", sc,
+             rnd, dims[0], dims[nd - 1]);
+    fpa_verdict(
+        V, "T3", washes ? "holds" : (sc < rnd ? "conditional" : "refuted"), "layernorm", cond,
+        "a common-scale perturbation comes out of LayerNorm amplified by at most %.2g "
+        "(a common shift by %.1g: zero at the 256-bit working precision), a random one of the "
+        "same size by at least %.2f "
+        "(d = %zu..%zu): the scale component is removed, the rest passes%s",
+        sc, sh, rnd, dims[0], dims[nd - 1],
+        rnd > 0.5 && rnd < 2 ? ", so rounding noise, which points in a random direction, "
+                               "goes through LayerNorm about unchanged (T2 measures what "
+                               "that means over depth)"
+                             : "");
+    fpa_key(V, "LnScaleMax", "%.2g", sc);
+    fpa_key(V, "LnShiftMax", "%.1g", sh);
+    fpa_key(V, "LnRandomMin", "%.2f", rnd);
+    fpa_key(V, "LnDmin", "%zu", dims[0]);
+    fpa_key(V, "LnDmax", "%zu", dims[nd - 1]);
+    fpa_key(V, "LnReps", "%d", reps);
     /* low-precision statistics: ratio of their error to fp32 statistics' */
     double worst_ratio = INFINITY, bf_err = 0, f32_err = 0;
     for (int i = 0; i < nd; i++)
@@ -333,11 +344,31 @@ int main(int argc, char **argv)
                 f32_err = SB[i][m][0].median;
             }
         }
-    fpa_verdict(V, "T3-stats", worst_ratio >= 10 ? "holds" : worst_ratio > 1 ? "conditional" : "refuted", "todo", "todo",
-                "LayerNorm statistics in bf16 introduce at least %.0fx the error of fp32 statistics "
-                "at every d and input mean (d = %zu, mean %g: %.2g vs %.2g), supporting the "
-                "practice of keeping LN statistics in fp32",
-                worst_ratio, dims[nd - 1], means[NMEAN - 1], bf_err, f32_err);
+    snprintf(
+        cond, sizeof cond,
+        "bf16 statistics err >= %.0fx more than fp32 ones at every d = %zu..%zu and input mean "
+        "0..%g",
+        worst_ratio, dims[0], dims[nd - 1], means[NMEAN - 1]);
+    fpa_verdict(
+        V, "T3-stats",
+        worst_ratio >= 10 ? "holds"
+        : worst_ratio > 1 ? "conditional"
+                          : "refuted",
+        "layernorm", cond,
+        "LayerNorm statistics in bf16 introduce at least %.0fx the error of fp32 statistics "
+        "at every d and input mean (d = %zu, mean %g: %.2g vs %.2g), supporting the "
+        "practice of keeping LN statistics in fp32",
+        worst_ratio, dims[nd - 1], means[NMEAN - 1], bf_err, f32_err);
+    fpa_key(V, "LnStatsRatio", "%.0f", worst_ratio);
+    fpa_key(V, "LnMeanMax", "%g", means[NMEAN - 1]);
+    fpa_key(V, "LnBfErr", "%.2g", bf_err);
+    fpa_key(V, "LnFpErr", "%.2g", f32_err);
+    /* at the shortest vector and zero mean, the mildest case */
+    fpa_key(V, "LnBfErrSmall", "%.2g", SB[0][0][1].median);
+    fpa_key(V, "LnFpErrSmall", "%.2g", SB[0][0][0].median);
+    fpa_key(V, "LnFpSixteenErr", "%.2g", SB[nd - 1][0][2].median);
+    fpa_key(V, "LnEfourErr", "%.2g", SB[nd - 1][0][3].median);
+    fpa_key(V, "LnBfErrZero", "%.2g", SB[nd - 1][0][1].median);
     if (fpa_verdicts_close(V))
         return fpa_fail(&A, "cannot write verdicts");
     free(amp);

@@ -722,11 +722,17 @@ int main(int argc, char **argv)
             }
     double bmed = NAN;
     med(bs, (size_t)fitted, 1, 0, &bmed, NULL, NULL);
+    char cond[512];
+    snprintf(cond, sizeof cond,
+             "bounded in %d of %d normalised cases; grows as l^b, median b = %.2f; amplification "
+             "%.3f-%.3f",
+             bounded, fitted, bmed, amin, amax);
     fpa_verdict(
         V, "T2",
         4 * bounded >= 3 * fitted ? "holds"
         : 4 * bounded <= fitted   ? "refuted"
-                                  : "conditional", "todo", "todo",
+                                  : "conditional",
+        "residual", cond,
         "with normalisation the relative error is bounded (exponent interval below 0.15) "
         "in %d of %d variant-policy-gain cases: it grows as l^b with b = %.2f to %.2f "
         "(median %.2f; 95%% t-intervals over %zu seeds, single seeds spread up to sd %.2f)%s; "
@@ -738,6 +744,24 @@ int main(int argc, char **argv)
               "undamped and undissipated"
             : "",
         amin, amax, LSUM(FPL_RES_PRELN, P_BF16, 0, L - 1)->rel, L, d);
+    {
+        const fit_t *gpt = FIT(FPL_RES_PRELN, P_BF16, 0);
+        fpa_key(V, "ResBounded", "%d", bounded);
+        fpa_key(V, "ResFitted", "%d", fitted);
+        fpa_key(V, "ResBmin", "%.2f", bmin);
+        fpa_key(V, "ResBmax", "%.2f", bmax);
+        fpa_key(V, "ResBmed", "%.2f", bmed);
+        fpa_key(V, "ResSdMax", "%.2f", sdmax);
+        fpa_key(V, "ResAmpMin", "%.3f", amin);
+        fpa_key(V, "ResAmpMax", "%.3f", amax);
+        fpa_key(V, "ResGptRel", "%.2g", LSUM(FPL_RES_PRELN, P_BF16, 0, L - 1)->rel);
+        fpa_key(V, "ResGptB", "%.2f", gpt->b);
+        fpa_key(V, "ResGptBlo", "%.2f", gpt->b_lo);
+        fpa_key(V, "ResGptBhi", "%.2f", gpt->b_hi);
+        fpa_key(V, "ResLayers", "%zu", L);
+        fpa_key(V, "ResDmodel", "%zu", d);
+        fpa_key(V, "ResSeeds", "%zu", S);
+    }
 
     /* T2-norm: does normalisation lower the growth, or only keep values in range? */
     int lower = 0, same = 0, higher = 0, comparable = 0, range_only = 0;
@@ -804,10 +828,20 @@ int main(int argc, char **argv)
                  z16->first_nonfinite, z8->first_nonfinite, norm_nonfinite);
     else
         snprintf(rng_txt, sizeof rng_txt, "no stack overflows at this depth");
+    if (z16->first_nonfinite)
+        snprintf(cond, sizeof cond,
+                 "growth exponent lower than unnormalised in %d of %d cases (same in %d); "
+                 "unnormalised fp16 inf at layer %d",
+                 lower, comparable, same, z16->first_nonfinite);
+    else
+        snprintf(cond, sizeof cond,
+                 "growth exponent lower than unnormalised in %d of %d cases (same in %d)", lower,
+                 comparable, same);
     fpa_verdict(V, "T2-norm",
                 4 * lower >= 3 * comparable ? "holds"
                 : 4 * lower <= comparable   ? "refuted"
-                                            : "conditional", "todo", "todo",
+                                            : "conditional",
+                "residual_amplification", cond,
                 "normalisation lowers the relative error's growth exponent beyond the intervals "
                 "in %d of %d comparable cases (same in %d, higher in %d; largest median "
                 "amplification %.3f/layer: %s, g %s)%s. It keeps values in range: at g = 1 the "
@@ -816,6 +850,32 @@ int main(int argc, char **argv)
                 lower, comparable, same, higher, best_amp, var_label[best_v], gain_name[best_g],
                 why, LSUM(FPL_RES_NONORM, P_BF16, NGAIN - 1, L - 1)->rms, rms_norm, zb->abs_growth,
                 zb->abs_growth > 1.05 ? " (exponential, with the signal)" : "", zb->b, rng_txt);
+    {
+        /* the largest gap's numbers (NaN when normalisation never lowers the exponent) */
+        double gb = NAN, gz = NAN, g0 = NAN, gL = NAN;
+        if (lower > 0) {
+            gb = FIT(gap_v, gap_k, gap_g)->b;
+            gz = FIT(FPL_RES_NONORM, gap_k, gap_g)->b;
+            g0 = LSUM(gap_v, gap_k, gap_g, 0)->rms;
+            gL = LSUM(gap_v, gap_k, gap_g, L - 1)->rms;
+        }
+        fpa_key(V, "ResLower", "%d", lower);
+        fpa_key(V, "ResComparable", "%d", comparable);
+        fpa_key(V, "ResSame", "%d", same);
+        fpa_key(V, "ResHigher", "%d", higher);
+        fpa_key(V, "ResBestAmp", "%.3f", best_amp);
+        fpa_key(V, "ResGapB", "%.2f", gb);
+        fpa_key(V, "ResGapBnone", "%.2f", gz);
+        fpa_key(V, "ResGapRmsFirst", "%.2g", g0);
+        fpa_key(V, "ResGapRmsLast", "%.2g", gL);
+        fpa_key(V, "ResNoNormRms", "%.2g", LSUM(FPL_RES_NONORM, P_BF16, NGAIN - 1, L - 1)->rms);
+        fpa_key(V, "ResNormRmsMax", "%.2g", rms_norm);
+        fpa_key(V, "ResAbsGrowth", "%.3f", zb->abs_growth);
+        fpa_key(V, "ResNoNormB", "%.2f", zb->b);
+        fpa_key(V, "ResNanFpSixteen", "%d", z16->first_nonfinite);
+        fpa_key(V, "ResNanEfour", "%d", z8->first_nonfinite);
+        fpa_key(V, "ResNanNormed", "%d", norm_nonfinite);
+    }
 
     /* T2-stream: how much of the error is the residual stream's own rounding?
      * Independent errors add in quadrature, so the stream's share of the
@@ -840,10 +900,15 @@ int main(int argc, char **argv)
             }
         }
     }
+    snprintf(cond, sizeof cond,
+             "bf16 blocks: an fp32 stream cuts the error %.1f-%.1fx at g = 1/sqrt(2L), %.1f-%.1fx "
+             "at g = 1; e4m3: %.2f-%.2fx",
+             rlo[0], rhi[0], rlo[2], rhi[2], elo, ehi);
     fpa_verdict(V, "T2-stream",
                 majority == cases ? "holds"
                 : majority        ? "conditional"
-                                  : "refuted", "todo", "todo",
+                                  : "refuted",
+                "residual_policies", cond,
                 "most of the error is the residual stream's own rounding in %d of %d bf16 "
                 "variant-gain cases: keeping the stream in fp32 around the same bf16 blocks cuts "
                 "the arithmetic error at layer %zu by %.1f-%.1fx at g = 1/sqrt(2L), %.1f-%.1fx at "
@@ -851,6 +916,16 @@ int main(int argc, char **argv)
                 "blocks only the g-scaled branch); with e4m3 blocks the fp32 stream gains only "
                 "%.2f-%.2fx, their own rounding dominates",
                 majority, cases, L, rlo[0], rhi[0], rlo[1], rhi[1], rlo[2], rhi[2], elo, ehi);
+    fpa_key(V, "ResStreamMajority", "%d", majority);
+    fpa_key(V, "ResStreamCases", "%d", cases);
+    fpa_key(V, "ResStreamDampedLo", "%.1f", rlo[0]);
+    fpa_key(V, "ResStreamDampedHi", "%.1f", rhi[0]);
+    fpa_key(V, "ResStreamMidLo", "%.1f", rlo[1]);
+    fpa_key(V, "ResStreamMidHi", "%.1f", rhi[1]);
+    fpa_key(V, "ResStreamUndampedLo", "%.1f", rlo[2]);
+    fpa_key(V, "ResStreamUndampedHi", "%.1f", rhi[2]);
+    fpa_key(V, "ResStreamEfourLo", "%.2f", elo);
+    fpa_key(V, "ResStreamEfourHi", "%.2f", ehi);
 
     /* T2-weights: weight quantization is a fixed change of the model; is it
      * small next to the arithmetic's error? */
@@ -873,10 +948,15 @@ int main(int argc, char **argv)
                     small += o->wrel < o->arith;
                 }
             }
+    snprintf(cond, sizeof cond,
+             "int8 weights move the output less than bf16 arithmetic in %d of %d cases "
+             "(%.2g-%.2g vs %.2g-%.2g)",
+             small, wcases, wlo[0], whi[0], alo[0], ahi[0]);
     fpa_verdict(V, "T2-weights",
                 small == wcases ? "holds"
                 : small         ? "conditional"
-                                : "refuted", "todo", "todo",
+                                : "refuted",
+                "residual_policies", cond,
                 "int8 weights (per-row absmax) change the model by less than the bf16 arithmetic "
                 "errs in %d of %d variant-gain cases: at layer %zu the weights alone move the "
                 "output by %.2g-%.2g (relative, exact arithmetic), the arithmetic by %.2g-%.2g; "
@@ -884,6 +964,16 @@ int main(int argc, char **argv)
                 "%.2g-%.2g from e4m3 arithmetic; the error against the original model combines "
                 "both (data/residual_fit.csv)",
                 small, wcases, L, wlo[0], whi[0], alo[0], ahi[0], wlo[1], whi[1], alo[1], ahi[1]);
+    fpa_key(V, "ResWSmall", "%d", small);
+    fpa_key(V, "ResWCases", "%d", wcases);
+    fpa_key(V, "ResWIntLo", "%.2g", wlo[0]);
+    fpa_key(V, "ResWIntHi", "%.2g", whi[0]);
+    fpa_key(V, "ResWArithLo", "%.2g", alo[0]);
+    fpa_key(V, "ResWArithHi", "%.2g", ahi[0]);
+    fpa_key(V, "ResWEfourLo", "%.2g", wlo[1]);
+    fpa_key(V, "ResWEfourHi", "%.2g", whi[1]);
+    fpa_key(V, "ResWEfourArithLo", "%.2g", alo[1]);
+    fpa_key(V, "ResWEfourArithHi", "%.2g", ahi[1]);
     if (fpa_verdicts_close(V))
         return fpa_fail(&A, "cannot write verdicts");
     free(LS);

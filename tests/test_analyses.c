@@ -74,6 +74,8 @@ static void test_analyses_dot_thread_independent(void **state)
                            "residual_fit.csv",
                            "layernorm.csv",     "layernorm_stats.csv",  "layernorm_verdicts.csv",
                            "granularity.csv",   "granularity_groups.csv", "granularity_verdicts.csv",
+                           "dot_keys.csv",      "residual_keys.csv",      "layernorm_keys.csv",
+                           "granularity_keys.csv",
                            "training.csv",      "training_summary.csv",   "training_weights.csv",
                            "training_curves.csv", "training_verdicts.csv"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -662,6 +664,201 @@ static void test_analyses_granularity_bounds(void **state)
     assert_non_null(strstr(out_gr, "verdict T5 "));
 }
 
+/* ---- the paper interface of T1, T2, T3, T5 (issue 14) ---------------------
+ * NAME_verdicts.csv has the five columns; each verdict names a figure the
+ * run drew (plots/FIGURE.png and .pdf) and a one-line condition; the verdict
+ * matches the printed line; NAME_keys.csv holds every key number that
+ * paper/sec_transformers.tex quotes, each a number. */
+typedef struct {
+    char claim[32], verdict[16], figure[64], cond[256];
+} vrow_t;
+
+static size_t read_verdicts(const char *name, vrow_t *v, size_t cap)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/data/%s_verdicts.csv", dir1, name);
+    char *txt = slurp(path), *save = NULL;
+    size_t k = 0;
+    int header = 0;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#')
+            continue;
+        if (!header) {
+            assert_string_equal(line, "claim,verdict,figure,condition,reason");
+            header = 1;
+            continue;
+        }
+        if (k == cap)
+            fail_msg("%s: more verdicts than expected", name);
+        int end = 0;
+        if (sscanf(line, "%31[^,],%15[^,],%63[^,],\"%255[^\"]\",\"%n", v[k].claim, v[k].verdict,
+                   v[k].figure, v[k].cond, &end) != 4 || !end)
+            fail_msg("%s: bad verdict row: %s", name, line);
+        size_t rl = strlen(line + end);
+        if (rl < 2 || line[end + rl - 1] != '"')
+            fail_msg("%s: reason not quoted: %s", name, line);
+        k++;
+    }
+    assert_true(header);
+    free(txt);
+    return k;
+}
+
+static void check_paper(const char *name, const char *out, const char *const *claims,
+                        size_t nclaims, const char *prefix, const char *const *keys, size_t nkeys)
+{
+    vrow_t v[8];
+    size_t n = read_verdicts(name, v, 8);
+    assert_int_equal(n, nclaims);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(v[i].claim, claims[i]);
+        assert_true(!strcmp(v[i].verdict, "holds") || !strcmp(v[i].verdict, "conditional") ||
+                    !strcmp(v[i].verdict, "refuted"));
+        char line[128];
+        snprintf(line, sizeof line, "verdict %s %s ", v[i].claim, v[i].verdict);
+        if (!strstr(out, line))
+            fail_msg("%s: printed verdict differs from the CSV (%s)", name, line);
+        /* a figure of this analysis that the run drew, not a placeholder */
+        assert_true(!strncmp(v[i].figure, name, strlen(name)));
+        const char *ext[] = {"png", "pdf"};
+        for (int e = 0; e < 2; e++) {
+            char path[320];
+            snprintf(path, sizeof path, "%s/plots/%s.%s", dir1, v[i].figure, ext[e]);
+            FILE *fp = fopen(path, "rb");
+            if (!fp)
+                fail_msg("%s names figure %s, but %s is missing", v[i].claim, v[i].figure, path);
+            fseek(fp, 0, SEEK_END);
+            assert_true(ftell(fp) > 1000);
+            fclose(fp);
+        }
+        size_t cl = strlen(v[i].cond);
+        assert_true(cl >= 10 && cl <= 110);
+        assert_null(strstr(v[i].cond, "todo"));
+        for (size_t c = 0; c < cl; c++)
+            assert_true(v[i].cond[c] >= ' ' && v[i].cond[c] <= '~');
+        /* computed: a condition carries at least one measured number */
+        assert_non_null(strpbrk(v[i].cond, "0123456789"));
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir1, name);
+    char *txt = slurp(path);
+    assert_non_null(strstr(txt, "\nkey,value\n"));
+    for (size_t k = 0; k < nkeys; k++) {
+        assert_true(!strncmp(keys[k], prefix, strlen(prefix)));
+        char pat[96];
+        snprintf(pat, sizeof pat, "\n%s,\"", keys[k]);
+        const char *at = strstr(txt, pat);
+        if (!at)
+            fail_msg("%s: key %s (quoted by the paper) missing", path, keys[k]);
+        at += strlen(pat);
+        char *end;
+        strtod(at, &end);
+        if (end == at || *end != '"')
+            fail_msg("%s: key %s is not a number", path, keys[k]);
+    }
+    free(txt);
+}
+
+/* a key's value as a double */
+static double key_of(const char *name, const char *key)
+{
+    char path[256], pat[96];
+    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir1, name);
+    snprintf(pat, sizeof pat, "\n%s,\"", key);
+    char *txt = slurp(path);
+    const char *at = strstr(txt, pat);
+    if (!at)
+        fail_msg("%s: no key %s", path, key);
+    double x = strtod(at + strlen(pat), NULL);
+    free(txt);
+    return x;
+}
+
+static void test_analyses_paper_transformers(void **state)
+{
+    (void)state;
+    static const char *const dot_claims[] = {"T1", "T1-acc", "T1-decay"};
+    static const char *const dot_keys[] = {
+        "DotAlignFifteenMax", "DotAlignFourteenMax", "DotAlignMax", "DotAlignMean",
+        "DotAlignNormalMax", "DotAlignPromoted", "DotBfFpExp", "DotCorr", "DotCorrExp",
+        "DotDecayOther", "DotDecayOtherMin", "DotDecaySeq", "DotDecaySeqMin", "DotDecaySeqTot",
+        "DotExact", "DotExactHi", "DotExactLo", "DotFaster", "DotFlatter", "DotGammaRatio",
+        "DotLogNmax", "DotPromAlign", "DotPromRtz", "DotReps", "DotRneMax", "DotRtzMax",
+        "DotRtzNormalMax", "DotSeqPos", "DotSqrtN", "DotSteepest", "DotZeroFlat", "DotZeroTot"};
+    static const char *const res_claims[] = {"T2", "T2-norm", "T2-stream", "T2-weights"};
+    static const char *const res_keys[] = {
+        "ResAbsGrowth", "ResAmpMax", "ResAmpMin", "ResBmax", "ResBmed", "ResBmin", "ResBounded",
+        "ResComparable", "ResDmodel", "ResFitted", "ResGapB", "ResGapBnone", "ResGapRmsFirst",
+        "ResGapRmsLast", "ResGptB", "ResGptBhi", "ResGptBlo", "ResGptRel", "ResHigher",
+        "ResLayers", "ResLower", "ResNanEfour", "ResNanFpSixteen", "ResNanNormed", "ResNoNormB",
+        "ResNoNormRms", "ResNormRmsMax", "ResSame", "ResSeeds", "ResStreamCases",
+        "ResStreamDampedHi", "ResStreamDampedLo", "ResStreamEfourHi", "ResStreamEfourLo",
+        "ResStreamMajority", "ResStreamMidHi", "ResStreamMidLo", "ResStreamUndampedHi",
+        "ResStreamUndampedLo", "ResWArithHi", "ResWArithLo", "ResWCases", "ResWEfourArithHi",
+        "ResWEfourArithLo", "ResWEfourHi", "ResWEfourLo", "ResWIntHi", "ResWIntLo", "ResWSmall"};
+    static const char *const ln_claims[] = {"T3", "T3-stats"};
+    static const char *const ln_keys[] = {
+        "LnBfErr", "LnBfErrSmall", "LnBfErrZero", "LnDmax", "LnDmin", "LnEfourErr", "LnFpErr",
+        "LnFpSixteenErr", "LnMeanMax", "LnRandomMin", "LnReps", "LnScaleMax", "LnShiftMax",
+        "LnStatsRatio"};
+    static const char *const gran_claims[] = {"T5"};
+    static const char *const gran_keys[] = {
+        "GranActGroup", "GranActMx", "GranActTensor", "GranActToken", "GranCols",
+        "GranEightChannelOutlier", "GranEightGauss", "GranEightGroupStudent", "GranEightLaplace",
+        "GranEightStudent", "GranEightTensorOutlier", "GranFourChannel", "GranFourGroup",
+        "GranFourTensor", "GranQEightStudent", "GranRows", "GranTokens"};
+#define N_(a) (sizeof a / sizeof a[0])
+    check_paper("dot", out1, dot_claims, N_(dot_claims), "Dot", dot_keys, N_(dot_keys));
+    check_paper("residual", out_res, res_claims, N_(res_claims), "Res", res_keys, N_(res_keys));
+    check_paper("layernorm", out_ln, ln_claims, N_(ln_claims), "Ln", ln_keys, N_(ln_keys));
+    check_paper("granularity", out_gr, gran_claims, N_(gran_claims), "Gran", gran_keys,
+                N_(gran_keys));
+#undef N_
+    /* the counts partition what they count */
+    assert_true(key_of("dot", "DotSqrtN") + key_of("dot", "DotFaster") +
+                    key_of("dot", "DotFlatter") == key_of("dot", "DotSeqPos"));
+    assert_true(key_of("dot", "DotZeroFlat") <= key_of("dot", "DotZeroTot"));
+    assert_true(key_of("dot", "DotDecaySeq") <= key_of("dot", "DotDecaySeqTot"));
+    assert_true(key_of("residual", "ResLower") + key_of("residual", "ResSame") +
+                    key_of("residual", "ResHigher") == key_of("residual", "ResComparable"));
+    assert_true(key_of("residual", "ResBounded") <= key_of("residual", "ResFitted"));
+    assert_true(key_of("residual", "ResBmin") <= key_of("residual", "ResBmed") &&
+                key_of("residual", "ResBmed") <= key_of("residual", "ResBmax"));
+    assert_true(key_of("residual", "ResGptBlo") <= key_of("residual", "ResGptB") &&
+                key_of("residual", "ResGptB") <= key_of("residual", "ResGptBhi"));
+    /* the run's own sizes */
+    assert_true(key_of("dot", "DotLogNmax") == 14 && key_of("dot", "DotReps") == 30);
+    assert_true(key_of("residual", "ResLayers") == 16 && key_of("residual", "ResDmodel") == 32);
+    /* no measured error reaches gamma_n */
+    assert_true(key_of("dot", "DotGammaRatio") > 0 && key_of("dot", "DotGammaRatio") < 1);
+    /* theory: one more fraction bit in the aligned window halves the
+     * truncation quantum, so the maximum error falls with each bit */
+    assert_true(key_of("dot", "DotAlignFifteenMax") < key_of("dot", "DotAlignFourteenMax") &&
+                key_of("dot", "DotAlignFourteenMax") < key_of("dot", "DotAlignMax"));
+    /* the key is the CSV's value (align13, no promotion, K = 4096), in % */
+    {
+        char path[256];
+        snprintf(path, sizeof path, "%s/data/dot_accumulator.csv", dir1);
+        char *txt = slurp(path);
+        const char *at = strstr(txt, "\nuniform,align13,align:13:32,0,4096,");
+        assert_non_null(at);
+        double u, mx;
+        int reps;
+        assert_int_equal(sscanf(at + 36, "%d,%lf,%lf", &reps, &u, &mx), 3);
+        assert_true(fabs(key_of("dot", "DotAlignMax") - 100 * mx) <= 0.05 * 100 * mx);
+        free(txt);
+    }
+    /* LayerNorm removes a common scale, passes a random perturbation */
+    assert_true(key_of("layernorm", "LnScaleMax") < 1e-3 &&
+                key_of("layernorm", "LnRandomMin") > 0.5);
+    assert_true(key_of("layernorm", "LnBfErr") > key_of("layernorm", "LnFpErr"));
+    /* finer scales never lose on the outlier-row tensor (to 0.1 dB) */
+    assert_true(key_of("granularity", "GranFourTensor") <=
+                    key_of("granularity", "GranFourChannel") + 0.1 &&
+                key_of("granularity", "GranFourChannel") <=
+                    key_of("granularity", "GranFourGroup") + 0.1);
+}
+
 /* P1: every trained model is quantized by every scheme.  INT8 per channel
  * has a step 127/7 = 18 times finer than INT4 per channel; the loss increase
  * is first order in the weight error while a model is still training (the
@@ -715,6 +912,7 @@ int main(void)
         cmocka_unit_test(test_analyses_layernorm_invariance),
         cmocka_unit_test(test_analyses_without_gnuplot),
         cmocka_unit_test(test_analyses_granularity_bounds),
+        cmocka_unit_test(test_analyses_paper_transformers),
         cmocka_unit_test(test_analyses_training_ptq),
     };
     return cmocka_run_group_tests_name("analyses", tests, setup, teardown);

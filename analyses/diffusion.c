@@ -917,7 +917,8 @@ int main(int argc, char **argv)
         char cond2[160];
         if (tot && late == tot)
             snprintf(cond2, sizeof cond2,
-                     "ratio peaks at t = %.0f to %.0f (last tenth) in all %zu lines; sigma_1 = %.3g",
+                     "ratio peaks at t = %.0f to %.0f (last tenth) in all %zu lines; sigma_t falls to "
+                     "%.3g at t = 1",
                      tmin, tmax, tot, sqrt(1 - X.S.alpha_bar[1]));
         else if (late)
             snprintf(cond2, sizeof cond2, "ratio peaks in the last tenth (t <= %d) in %zu of %zu lines",

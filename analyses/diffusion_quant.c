@@ -732,9 +732,9 @@ int main(int argc, char **argv)
                      amin, amax, rmin, rmax, cases);
         else if (more && from < X.nn)
             snprintf(cond4, sizeof cond4,
-                     "from N = %zu on (%zu of %zu cases): one coherent bias over the steps, "
-                     "amplification ~N^%.2f",
-                     X.steps[from], more, cases, e_amp);
+                     "from N = %zu on (%zu of %zu cases): the steps' errors are one coherent "
+                     "bias, the stack's independent",
+                     X.steps[from], more, cases);
         else
             snprintf(cond4, sizeof cond4,
                      "sampler amplifies more than the stack in %zu of %zu scheme x d x N cases",

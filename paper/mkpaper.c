@@ -492,7 +492,8 @@ static void tex(const char *data, const char *gen, const char *plots, int ncheck
             struct stat st;
             snprintf(fig, sizeof fig, "%s/%s.pdf", plots, v.r[i].f[2]);
             if (stat(fig, &st))
-                die("%s: claim %s names figure %s, but %s is missing (rerun `make analysis-%s`)",
+                die("%s: claim %s names figure %s, but %s is missing (is gnuplot installed? "
+                    "then rerun `make analysis-%s`)",
                     path, v.r[i].f[0], v.r[i].f[2], fig, v.r[i].f[4]);
         }
     }

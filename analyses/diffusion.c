@@ -212,6 +212,19 @@ static const char *short_name(const fpl_policy_t *p, const char *item)
     return item;
 }
 
+/* the paper's key name of a named policy (letters only), or NULL */
+static const char *policy_key(const char *item)
+{
+    static const char *const k[][2] = {{"fp32", "Single"},  {"fp16", "Half"},
+                                       {"bf16", "Bf"},      {"e4m3", "EFour"},
+                                       {"bf16-fp32state", "BfState"}, {"e5m2", "EFive"},
+                                       {"fp64", "Double"}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (!strcmp(item, k[i][0]))
+            return k[i][1];
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     fpa_t A;
@@ -801,8 +814,23 @@ int main(int argc, char **argv)
                      "independent errors sum to N^-1/2 and a fixed bias (e4m3-rounded means) to a "
                      "constant",
                      shrink[1], lines[1], bmin[1], bmax[1]);
+        char cond1[160];
+        if (G == L)
+            snprintf(cond1, sizeof cond1, "final error grows with N in all %zu lines (slopes %.2f to %.2f)",
+                     L, fmin(bmin[0], bmin[1]), fmax(bmax[0], bmax[1]));
+        else if (lines[0] && grow[0] == lines[0] && grow[1] == 0)
+            snprintf(cond1, sizeof cond1,
+                     "only when the sampler state is rounded (slopes %.2f to %.2f); fp32 state: "
+                     "%.2f to %.2f",
+                     bmin[0], bmax[0], bmin[1], bmax[1]);
+        else if (G)
+            snprintf(cond1, sizeof cond1,
+                     "grows with N in %zu of %zu lines (state rounded: %zu of %zu); slopes up to %.2f",
+                     G, L, grow[0], lines[0], fmax(bmax[0], bmax[1]));
+        else
+            snprintf(cond1, sizeof cond1, "final error grows with N in none of %zu lines", L);
         fpa_verdict(
-            V, "D1", v1, "todo", "todo",
+            V, "D1", v1, "diffusion_steps", cond1,
             "%s: %s; %s; amplification final/RSS(introduced) at N=%zu median %.2f (%.2f to "
             "%.2f; below 1 the sampler contracts toward the modes and forgets early errors)",
             G == 0   ? "errors do not accumulate"
@@ -811,6 +839,40 @@ int main(int argc, char **argv)
                 ? "errors accumulate only when the state is rounded"
                 : "errors accumulate in some lines only",
             ga, gb, X.nmax, amed, amin, amax);
+        fpa_key(V, "DiffStepsMin", "%zu", X.steps[0]);
+        fpa_key(V, "DiffStepsMax", "%zu", X.nmax);
+        fpa_key(V, "DiffLinesState", "%zu", lines[0]);
+        fpa_key(V, "DiffGrowState", "%zu", grow[0]);
+        fpa_key(V, "DiffLinesFine", "%zu", lines[1]);
+        fpa_key(V, "DiffShrinkFine", "%zu", shrink[1]);
+        fpa_key(V, "DiffGrowFine", "%zu", grow[1]);
+        fpa_key(V, "DiffSlopeStateMin", "%.2f", bmin[0]);
+        fpa_key(V, "DiffSlopeStateMax", "%.2f", bmax[0]);
+        fpa_key(V, "DiffSlopeFineMin", "%.2f", bmin[1]);
+        fpa_key(V, "DiffSlopeFineMax", "%.2f", bmax[1]);
+        fpa_key(V, "DiffAmpMedian", "%.2f", amed);
+        fpa_key(V, "DiffAmpMin", "%.2f", amin);
+        fpa_key(V, "DiffAmpMax", "%.2f", amax);
+        /* the slope range of each named policy, over samplers and d */
+        for (size_t q = 0; q < NQ; q++) {
+            const char *kn = policy_key(names[q]);
+            double lo = INFINITY, hi = -INFINITY;
+            for (size_t s = 0; s < X.ns; s++)
+                for (size_t di = 0; di < ND; di++) {
+                    const double *f = FS + ((s * ND + di) * NQ + q) * 3;
+                    if (isfinite(f[0])) {
+                        lo = fmin(lo, f[0]);
+                        hi = fmax(hi, f[0]);
+                    }
+                }
+            if (!kn || !isfinite(lo))
+                continue;
+            char key[64];
+            snprintf(key, sizeof key, "DiffSlope%sLo", kn);
+            fpa_key(V, key, "%.2f", lo);
+            snprintf(key, sizeof key, "DiffSlope%sHi", kn);
+            fpa_key(V, key, "%.2f", hi);
+        }
         /* D2: where the introduced error over sigma_t peaks; per-step error
          * against u |x| at the last step (state-rounding policies) */
         size_t late = 0, tot = 0;
@@ -845,12 +907,30 @@ int main(int argc, char **argv)
             double u = ldexp(1.0, -X.pol[q].out.mbits - 1);
             tl += (size_t)snprintf(theory + tl, sizeof theory - tl, "%s%.60s %.2f", tl ? ", " : "",
                                    names[q], in / (u * rms));
+            const char *kn = policy_key(names[q]);
+            if (kn) {
+                char key[64];
+                snprintf(key, sizeof key, "DiffLast%s", kn);
+                fpa_key(V, key, "%.2f", in / (u * rms));
+            }
         }
+        char cond2[160];
+        if (tot && late == tot)
+            snprintf(cond2, sizeof cond2,
+                     "ratio peaks at t = %.0f to %.0f (last tenth) in all %zu lines; sigma_t falls to "
+                     "%.3g at t = 1",
+                     tmin, tmax, tot, sqrt(1 - X.S.alpha_bar[1]));
+        else if (late)
+            snprintf(cond2, sizeof cond2, "ratio peaks in the last tenth (t <= %d) in %zu of %zu lines",
+                     T_STEPS / 10, late, tot);
+        else
+            snprintf(cond2, sizeof cond2, "ratio peaks at t = %.0f to %.0f, never in the last tenth (%zu lines)",
+                     tmin, tmax, tot);
         fpa_verdict(
             V, "D2",
             tot && late == tot ? "holds"
             : late             ? "conditional"
-                               : "refuted", "todo", "todo",
+                               : "refuted", "diffusion_late", cond2,
             "introduced error / sigma_t peaks in the last tenth of the schedule (t <= %d) "
             "for %zu of %zu sampler x policy x d lines at N=%zu (peak t from %.0f to %.0f, "
             "peak ratio up to %.2g): sigma_t falls to %.3g at t=1 while a step's rounding "
@@ -859,8 +939,17 @@ int main(int argc, char **argv)
             "is itself below half an ulp)",
             T_STEPS / 10, late, tot, X.nmax, tmin, tmax, rmax, sqrt(1 - X.S.alpha_bar[1]),
             fpl_sampler_name(X.samp[0]), theory);
+        fpa_key(V, "DiffLateT", "%d", T_STEPS / 10);
+        fpa_key(V, "DiffLateLines", "%zu", late);
+        fpa_key(V, "DiffLateTotal", "%zu", tot);
+        fpa_key(V, "DiffPeakTMin", "%.0f", tmin);
+        fpa_key(V, "DiffPeakTMax", "%.0f", tmax);
+        fpa_key(V, "DiffPeakRatio", "%.2g", rmax);
+        fpa_key(V, "DiffSigmaOne", "%.3g", sqrt(1 - X.S.alpha_bar[1]));
         /* D3: fp16 / bf16 within the floor */
-        size_t cases = 0, within = 0, e4cases = 0, e4within = 0, fail_state = 0;
+        size_t cases = 0, within = 0, e4cases = 0, e4within = 0, fail_state = 0, fail_n = 0,
+               fail_det = 0, fail_bf = 0;
+        double e4lo = INFINITY, e4hi = 0;
         char fails[640] = "";
         size_t flen = 0;
         for (size_t q = 0; q < NQ; q++) {
@@ -877,6 +966,8 @@ int main(int argc, char **argv)
                         if (fp8) {
                             e4cases++;
                             e4within += ok;
+                            e4lo = fmin(e4lo, SE[IX(s, di, ni) * NQ + q].mean);
+                            e4hi = fmax(e4hi, SE[IX(s, di, ni) * NQ + q].mean);
                             continue;
                         }
                         cases++;
@@ -884,6 +975,10 @@ int main(int argc, char **argv)
                         if (ok)
                             continue;
                         fail_state += X.pol[q].out.mbits <= X.pol[q].a.mbits;
+                        fail_det += X.samp[s] != FPL_SAMPLER_DDPM; /* no fresh noise */
+                        fail_bf += !strcmp(X.pol[q].a.name, "bf16");
+                        if (!fail_n || X.steps[ni] < fail_n)
+                            fail_n = X.steps[ni];
                         if (flen + 64 < sizeof fails)
                             flen += (size_t)snprintf(fails + flen, sizeof fails - flen,
                                                      "%s%.40s %s d=%zu N=%zu", flen ? "; " : "",
@@ -892,11 +987,23 @@ int main(int argc, char **argv)
                     }
         }
         size_t nfail = cases - within;
+        char cond3[160];
+        if (cases && within == cases)
+            snprintf(cond3, sizeof cond3, "fp16/bf16 within the seed-to-seed floor in all %zu cases",
+                     cases);
+        else if (within && fail_state == nfail)
+            snprintf(cond3, sizeof cond3,
+                     "within the floor in %zu of %zu cases; all %zu misses round the state in 16 "
+                     "bits, N >= %zu",
+                     within, cases, nfail, fail_n);
+        else
+            snprintf(cond3, sizeof cond3, "fp16/bf16 within the seed-to-seed floor in %zu of %zu cases",
+                     within, cases);
         fpa_verdict(
             V, "D3",
             cases && within == cases ? "holds"
             : within                 ? "conditional"
-                                     : "refuted", "todo", "todo",
+                                     : "refuted", "diffusion_floor", cond3,
             "fp16/bf16 runs within the seed-to-seed floor (sliced W1, mean + 2 sd of exact "
             "runs over seeds) in %zu of %zu sampler x d x N cases%s%s%s; 8-bit (e4m3) "
             "denoisers with an fp32 state within it in %zu of %zu; mixture samples against "
@@ -908,6 +1015,28 @@ int main(int argc, char **argv)
                   "is tolerated, the state's rounding over many small steps is not"
                 : "",
             e4within, e4cases, fresh_floor[0], fresh_floor[1], ref_err[0], ref_err[1]);
+        /* the smallest final error of an emulated policy: the scale the
+         * exact side's own error must stay far below */
+        double emin = INFINITY;
+        for (size_t i = 0; i < X.ns * ND * X.nn; i++)
+            for (size_t q = 0; q < NQ; q++)
+                if (!X.pol[q].exact && SE[i * NQ + q].mean > 0)
+                    emin = fmin(emin, SE[i * NQ + q].mean);
+        fpa_key(V, "DiffFloorWithin", "%zu", within);
+        fpa_key(V, "DiffFloorCases", "%zu", cases);
+        fpa_key(V, "DiffFloorMiss", "%zu", nfail);
+        fpa_key(V, "DiffFloorMissState", "%zu", fail_state);
+        fpa_key(V, "DiffFloorMissMinN", "%zu", fail_n);
+        fpa_key(V, "DiffFloorMissDet", "%zu", fail_det);
+        fpa_key(V, "DiffFloorMissBf", "%zu", fail_bf);
+        fpa_key(V, "DiffFloorEFourWithin", "%zu", e4within);
+        fpa_key(V, "DiffFloorEFourCases", "%zu", e4cases);
+        fpa_key(V, "DiffDriftEFourLo", "%.2g", e4lo);
+        fpa_key(V, "DiffDriftEFourHi", "%.2g", e4hi);
+        fpa_key(V, "DiffFreshTwo", "%.3g", fresh_floor[0]);
+        fpa_key(V, "DiffFreshSixtyFour", "%.3g", fresh_floor[1]);
+        fpa_key(V, "DiffRefErr", "%.2g", fmax(ref_err[0], ref_err[1]));
+        fpa_key(V, "DiffErrMin", "%.2g", emin);
     }
     if (fpa_verdicts_close(V))
         return fpa_fail(&A, "cannot write verdicts");

@@ -378,6 +378,178 @@ static void test_decisions_chains(void **state)
     assert_true(last32 < 1e-4 && last16b > 100 * last32);
 }
 
+/* ---- the paper's interface: verdicts name a drawn figure and a short
+ * condition; the key numbers the paper's sections quote are recorded ---- */
+
+/* the fields of one CSV line: quoted fields hold no quote (the writer
+ * turns them into apostrophes); returns the number of fields */
+static int paper_fields(char *line, char **f, int max)
+{
+    int n = 0;
+    char *p = line;
+    while (n < max) {
+        if (*p == '"') {
+            char *e = strchr(p + 1, '"');
+            if (!e)
+                return -1;
+            *e = '\0';
+            f[n++] = p + 1;
+            p = e + 1;
+        } else {
+            f[n++] = p;
+            p += strcspn(p, ",");
+        }
+        if (*p != ',') {
+            if (*p)
+                return -1;
+            break;
+        }
+        *p++ = '\0';
+    }
+    return n;
+}
+
+/* DIR/data/NAME_verdicts.csv: the header of five columns, one row per
+ * claim of `claims` (in that order), a known verdict, a figure drawn as
+ * DIR/plots/FIGURE.png, a condition of 1..110 printable characters and a
+ * non-empty reason */
+static void paper_check_verdicts(const char *dir, const char *name, const char *const *claims,
+                                 size_t nclaims)
+{
+    char path[4200], line[8192];
+    snprintf(path, sizeof path, "%s/data/%s_verdicts.csv", dir, name);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        fail_msg("cannot read %s", path);
+    int header = 1;
+    size_t rows = 0;
+    while (fgets(line, sizeof line, fp)) {
+        if (line[0] == '#')
+            continue;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (header) {
+            assert_string_equal(line, "claim,verdict,figure,condition,reason");
+            header = 0;
+            continue;
+        }
+        char *f[8] = {0};
+        int n = paper_fields(line, f, 8);
+        if (n != 5)
+            fail_msg("%s: a row of %d fields", path, n);
+        if (rows >= nclaims || strcmp(f[0], claims[rows]))
+            fail_msg("%s: unexpected claim %s", path, f[0]);
+        rows++;
+        if (strcmp(f[1], "holds") && strcmp(f[1], "conditional") && strcmp(f[1], "refuted"))
+            fail_msg("%s: %s: verdict '%s'", path, f[0], f[1]);
+        assert_true(*f[2] && strspn(f[2], "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(f[2]));
+        assert_true(strcmp(f[2], "todo") != 0);
+        char png[4400];
+        snprintf(png, sizeof png, "%s/plots/%s.png", dir, f[2]);
+        FILE *pf = fopen(png, "rb");
+        if (!pf)
+            fail_msg("%s: %s names figure %s, but %s was not drawn", path, f[0], f[2], png);
+        unsigned char magic[4] = {0};
+        size_t got = fread(magic, 1, 4, pf);
+        fclose(pf);
+        assert_true(got == 4 && magic[1] == 'P' && magic[2] == 'N' && magic[3] == 'G');
+        size_t cl = strlen(f[3]);
+        if (cl < 1 || cl > 110 || strcmp(f[3], "todo") == 0)
+            fail_msg("%s: %s: condition of %zu characters: '%s'", path, f[0], cl, f[3]);
+        for (const char *c = f[3]; *c; c++)
+            assert_true(*c >= ' ' && *c <= '~');
+        assert_true(strlen(f[4]) > 20);
+    }
+    fclose(fp);
+    assert_false(header);
+    assert_int_equal(rows, nclaims);
+}
+
+/* the value of KEY in DIR/data/NAME_keys.csv: present once, and a number */
+static double paper_key(const char *dir, const char *name, const char *key)
+{
+    char path[4200], line[1024];
+    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir, name);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        fail_msg("cannot read %s", path);
+    int header = 1, found = 0;
+    double v = NAN;
+    while (fgets(line, sizeof line, fp)) {
+        if (line[0] == '#')
+            continue;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (header) {
+            assert_string_equal(line, "key,value");
+            header = 0;
+            continue;
+        }
+        char *f[4] = {0};
+        if (paper_fields(line, f, 4) != 2)
+            fail_msg("%s: bad row '%s'", path, line);
+        if (strcmp(f[0], key))
+            continue;
+        found++;
+        char *end;
+        v = strtod(f[1], &end);
+        if (end == f[1] || *end || !isfinite(v))
+            fail_msg("%s: %s = '%s' is not a finite number", path, key, f[1]);
+    }
+    fclose(fp);
+    if (found != 1)
+        fail_msg("%s: key %s appears %d times", path, key, found);
+    return v;
+}
+
+/* every key of the list present, a finite number */
+static void paper_check_keys(const char *dir, const char *name, const char *const *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        (void)paper_key(dir, name, keys[i]);
+}
+
+/* the paper's interface: T4 names a drawn figure and a short condition;
+ * every key number the paper's section quotes is there, and they agree
+ * with each other, with the data and with the formats' precisions */
+static void test_decisions_paper(void **state)
+{
+    (void)state;
+    static const char *const claims[] = {"T4"};
+    paper_check_verdicts(dir1, "decisions", claims, 1);
+    static const char *const keys[] = {
+        "DecAgreeBf",    "DecAgreeIntFour", "DecAgreeQEight", "DecAgreeQFourK", "DecBandBf",
+        "DecBandBfPred", "DecBandWide",     "DecBandWidePred", "DecBins",       "DecBinsOk",
+        "DecChainBf",    "DecChainHalf",    "DecChainLength", "DecChainSingle", "DecContexts",
+        "DecFarFlips",   "DecHidden",       "DecKlGrowthBf",  "DecKlTstarBf",   "DecScaledBf",
+        "DecStallBf",    "DecStallHalf",    "DecStallHalfNats", "DecStepNats",  "DecTempMin",
+        "DecTieBf",      "DecTieHalf",      "DecTopK",        "DecTruthNats",   "DecUnderSingle",
+        "DecVocab"};
+    paper_check_keys(dir1, "decisions", keys, sizeof keys / sizeof keys[0]);
+#define K(k) paper_key(dir1, "decisions", k)
+    assert_true(K("DecBins") > 0 && K("DecBinsOk") <= K("DecBins"));
+    static const char *const pct[] = {"DecAgreeBf", "DecAgreeIntFour", "DecAgreeQEight",
+                                      "DecAgreeQFourK", "DecTieBf", "DecTieHalf", "DecBandBf",
+                                      "DecBandWide"};
+    for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++)
+        assert_true(K(pct[i]) >= 0 && K(pct[i]) <= 100);
+    /* 4-bit weights never agree more often than 8-bit ones */
+    assert_true(K("DecAgreeIntFour") <= K("DecAgreeQEight"));
+    /* fewer significant bits lose a nat sooner: bf16 (8) before fp16 (11)
+     * before fp32 (24); absorption sets in later in fp16 than in bf16, and
+     * the stalled fp16 chain falls short of the truth */
+    assert_true(K("DecChainBf") <= K("DecChainHalf") && K("DecChainHalf") <= K("DecChainSingle"));
+    assert_true(K("DecStallBf") + 3 == K("DecStallHalf"));
+    assert_true(K("DecStallHalfNats") < K("DecTruthNats"));
+    assert_true(K("DecScaledBf") < 0.01 && K("DecTempMin") < 1);
+    /* the keys describe the data: the contexts of decisions.csv */
+    static row_t rows[64];
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data/decisions.csv", dir1);
+    size_t n = read_rows(path, rows, 64);
+    assert_true(n > 0);
+    assert_true(atof(rows[0].f[1]) == K("DecContexts"));
+#undef K
+}
+
 static void test_decisions_bad_options(void **state)
 {
     (void)state;
@@ -396,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_decisions_thread_independent),
         cmocka_unit_test(test_decisions_flips_follow_errors),
         cmocka_unit_test(test_decisions_chains),
+        cmocka_unit_test(test_decisions_paper),
         cmocka_unit_test(test_decisions_bad_options),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -420,6 +420,135 @@ static char *slurp(const char *path)
     return b;
 }
 
+/* ---- the paper's interface: verdicts name a drawn figure and a short
+ * condition; the key numbers the paper's sections quote are recorded ---- */
+
+/* the fields of one CSV line: quoted fields hold no quote (the writer
+ * turns them into apostrophes); returns the number of fields */
+static int paper_fields(char *line, char **f, int max)
+{
+    int n = 0;
+    char *p = line;
+    while (n < max) {
+        if (*p == '"') {
+            char *e = strchr(p + 1, '"');
+            if (!e)
+                return -1;
+            *e = '\0';
+            f[n++] = p + 1;
+            p = e + 1;
+        } else {
+            f[n++] = p;
+            p += strcspn(p, ",");
+        }
+        if (*p != ',') {
+            if (*p)
+                return -1;
+            break;
+        }
+        *p++ = '\0';
+    }
+    return n;
+}
+
+/* DIR/data/NAME_verdicts.csv: the header of five columns, one row per
+ * claim of `claims` (in that order), a known verdict, a figure drawn as
+ * DIR/plots/FIGURE.png, a condition of 1..110 printable characters and a
+ * non-empty reason */
+static void paper_check_verdicts(const char *dir, const char *name, const char *const *claims,
+                                 size_t nclaims)
+{
+    char path[4200], line[8192];
+    snprintf(path, sizeof path, "%s/data/%s_verdicts.csv", dir, name);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        fail_msg("cannot read %s", path);
+    int header = 1;
+    size_t rows = 0;
+    while (fgets(line, sizeof line, fp)) {
+        if (line[0] == '#')
+            continue;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (header) {
+            assert_string_equal(line, "claim,verdict,figure,condition,reason");
+            header = 0;
+            continue;
+        }
+        char *f[8] = {0};
+        int n = paper_fields(line, f, 8);
+        if (n != 5)
+            fail_msg("%s: a row of %d fields", path, n);
+        if (rows >= nclaims || strcmp(f[0], claims[rows]))
+            fail_msg("%s: unexpected claim %s", path, f[0]);
+        rows++;
+        if (strcmp(f[1], "holds") && strcmp(f[1], "conditional") && strcmp(f[1], "refuted"))
+            fail_msg("%s: %s: verdict '%s'", path, f[0], f[1]);
+        assert_true(*f[2] && strspn(f[2], "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(f[2]));
+        assert_true(strcmp(f[2], "todo") != 0);
+        char png[4400];
+        snprintf(png, sizeof png, "%s/plots/%s.png", dir, f[2]);
+        FILE *pf = fopen(png, "rb");
+        if (!pf)
+            fail_msg("%s: %s names figure %s, but %s was not drawn", path, f[0], f[2], png);
+        unsigned char magic[4] = {0};
+        size_t got = fread(magic, 1, 4, pf);
+        fclose(pf);
+        assert_true(got == 4 && magic[1] == 'P' && magic[2] == 'N' && magic[3] == 'G');
+        size_t cl = strlen(f[3]);
+        if (cl < 1 || cl > 110 || strcmp(f[3], "todo") == 0)
+            fail_msg("%s: %s: condition of %zu characters: '%s'", path, f[0], cl, f[3]);
+        for (const char *c = f[3]; *c; c++)
+            assert_true(*c >= ' ' && *c <= '~');
+        assert_true(strlen(f[4]) > 20);
+    }
+    fclose(fp);
+    assert_false(header);
+    assert_int_equal(rows, nclaims);
+}
+
+/* the value of KEY in DIR/data/NAME_keys.csv: present once, and a number */
+static double paper_key(const char *dir, const char *name, const char *key)
+{
+    char path[4200], line[1024];
+    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir, name);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        fail_msg("cannot read %s", path);
+    int header = 1, found = 0;
+    double v = NAN;
+    while (fgets(line, sizeof line, fp)) {
+        if (line[0] == '#')
+            continue;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (header) {
+            assert_string_equal(line, "key,value");
+            header = 0;
+            continue;
+        }
+        char *f[4] = {0};
+        if (paper_fields(line, f, 4) != 2)
+            fail_msg("%s: bad row '%s'", path, line);
+        if (strcmp(f[0], key))
+            continue;
+        found++;
+        char *end;
+        v = strtod(f[1], &end);
+        if (end == f[1] || *end || !isfinite(v))
+            fail_msg("%s: %s = '%s' is not a finite number", path, key, f[1]);
+    }
+    fclose(fp);
+    if (found != 1)
+        fail_msg("%s: key %s appears %d times", path, key, found);
+    return v;
+}
+
+/* every key of the list present, a finite number */
+static void paper_check_keys(const char *dir, const char *name, const char *const *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        (void)paper_key(dir, name, keys[i]);
+}
+
 /* --quick with 1 and 2 threads: byte-identical data */
 static void test_diffusion_thread_independent(void **state)
 {
@@ -466,6 +595,44 @@ static void test_diffusion_thread_independent(void **state)
     s = slurp(p);
     assert_non_null(strstr(s, "\nsampler,policy,d,steps,t,sigma_t,introduced_err,ratio"));
     free(s);
+    /* the paper's interface: three verdicts with drawn figures and short
+     * conditions, the key numbers the section quotes, consistent counts */
+    static const char *const claims[] = {"D1", "D2", "D3"};
+    paper_check_verdicts(d1, "diffusion", claims, 3);
+    static const char *const keys[] = {
+        "DiffAmpMax",         "DiffAmpMedian",     "DiffAmpMin",          "DiffDriftEFourHi",
+        "DiffDriftEFourLo",   "DiffErrMin",        "DiffFloorCases",      "DiffFloorEFourCases",
+        "DiffFloorEFourWithin", "DiffFloorMiss",   "DiffFloorMissBf",     "DiffFloorMissDet",
+        "DiffFloorMissMinN",  "DiffFloorMissState", "DiffFloorWithin",    "DiffGrowState",
+        "DiffLastBf",         "DiffLastHalf",      "DiffLastSingle",      "DiffLateLines",
+        "DiffLateT",          "DiffLateTotal",     "DiffLinesFine",       "DiffLinesState",
+        "DiffPeakRatio",      "DiffPeakTMax",      "DiffPeakTMin",        "DiffRefErr",
+        "DiffShrinkFine",     "DiffSigmaOne",      "DiffSlopeBfHi",       "DiffSlopeBfStateHi",
+        "DiffSlopeBfStateLo", "DiffSlopeEFourHi",  "DiffSlopeEFourLo",    "DiffSlopeFineMax",
+        "DiffSlopeFineMin",   "DiffSlopeSingleHi", "DiffSlopeSingleLo",   "DiffSlopeStateMax",
+        "DiffSlopeStateMin",  "DiffStepsMax",      "DiffStepsMin"};
+    paper_check_keys(d1, "diffusion", keys, sizeof keys / sizeof keys[0]);
+#define K(k) paper_key(d1, "diffusion", k)
+    assert_true(K("DiffFloorWithin") + K("DiffFloorMiss") == K("DiffFloorCases"));
+    assert_true(K("DiffFloorMissState") <= K("DiffFloorMiss") &&
+                K("DiffFloorMissBf") <= K("DiffFloorMiss") &&
+                K("DiffFloorMissDet") <= K("DiffFloorMiss"));
+    assert_true(K("DiffFloorEFourWithin") <= K("DiffFloorEFourCases"));
+    assert_true(K("DiffLateLines") <= K("DiffLateTotal") && K("DiffLateTotal") > 0);
+    assert_true(K("DiffGrowState") <= K("DiffLinesState"));
+    assert_true(K("DiffShrinkFine") <= K("DiffLinesFine"));
+    assert_true(K("DiffSlopeStateMin") <= K("DiffSlopeStateMax"));
+    assert_true(K("DiffSlopeFineMin") <= K("DiffSlopeFineMax"));
+    assert_true(K("DiffAmpMin") <= K("DiffAmpMedian") && K("DiffAmpMedian") <= K("DiffAmpMax"));
+    assert_true(K("DiffPeakTMin") <= K("DiffPeakTMax") && K("DiffPeakTMax") <= 1000);
+    assert_true(K("DiffStepsMin") == 10 && K("DiffStepsMax") == 100); /* --quick's list */
+    /* the exact side's own error is far below every measured one */
+    assert_true(K("DiffRefErr") < 1e-3 * K("DiffErrMin"));
+    /* sigma at t = 1 is sqrt(beta_1) = sqrt(1e-4) */
+    assert_true(fabs(K("DiffSigmaOne") - 0.01) < 1e-4);
+    /* a step of fp32 rounds the state once: of order u rms|x0| */
+    assert_true(K("DiffLastSingle") > 0.1 && K("DiffLastSingle") < 10);
+#undef K
     fpt_sh_all(NULL, 0, "rm -rf '%s' '%s'", d1, d2);
 }
 
@@ -747,6 +914,32 @@ static void test_diffusion_quant_analysis(void **state)
     for (size_t i = 0; i < 6; i++)
         assert_non_null(strstr(s, sch[i]));
     free(s);
+    /* the paper's interface: D4 with a drawn figure and a short condition,
+     * the key numbers the section quotes, counts that add up over the six
+     * schemes x two dimensions x two step counts of this run */
+    static const char *const claims[] = {"D4"};
+    paper_check_verdicts(d1, "diffusion_quant", claims, 1);
+    static const char *const keys[] = {
+        "DqAmpMax",          "DqAmpMin",          "DqCases",            "DqCasesEight",
+        "DqCasesFour",       "DqDriftEightHi",    "DqDriftEightLo",     "DqDriftFourHi",
+        "DqDriftFourLo",     "DqExpAmp",          "DqExpDrift",         "DqExpRss",
+        "DqFromN",           "DqMore",            "DqNearExactHi",      "DqNearExactLo",
+        "DqNearRefHi",       "DqNearRefLo",       "DqParamsTwo",        "DqStackDriftEightHi",
+        "DqStackDriftEightLo", "DqStackDriftFourHi", "DqStackDriftFourLo", "DqStackMax",
+        "DqStackMin",        "DqWithinEight",     "DqWithinFour"};
+    paper_check_keys(d1, "diffusion_quant", keys, sizeof keys / sizeof keys[0]);
+#define K(k) paper_key(d1, "diffusion_quant", k)
+    assert_true(K("DqCasesEight") == 2 * 2 * 2 && K("DqCasesFour") == 4 * 2 * 2);
+    assert_true(K("DqWithinEight") <= K("DqCasesEight") && K("DqWithinFour") <= K("DqCasesFour"));
+    assert_true(K("DqMore") <= K("DqCases") && K("DqCases") <= 24);
+    assert_true(K("DqFromN") == 0 || K("DqFromN") == 5 || K("DqFromN") == 10);
+    assert_true(K("DqAmpMin") <= K("DqAmpMax") && K("DqStackMin") <= K("DqStackMax"));
+    assert_true(K("DqDriftEightLo") <= K("DqDriftEightHi"));
+    assert_true(K("DqDriftFourLo") <= K("DqDriftFourHi"));
+    assert_true(K("DqNearRefLo") <= K("DqNearRefHi") && K("DqNearRefHi") <= 100);
+    /* the MLP at d = 2: 256 inputs -> 256 -> 256 -> 2, with biases */
+    assert_true(K("DqParamsTwo") == (256 * 256 + 256) * 2 + 256 * 2 + 2);
+#undef K
     fpt_sh_all(NULL, 0, "rm -rf '%s' '%s'", d1, d2);
     const char *bad[] = {"--scheme q3_0",      "--scheme q8_0,,q4_0", "--scheme int4:g100",
                          "--steps 0",          "--steps 20:10",       "--steps 1001",

@@ -1053,21 +1053,11 @@ int main(int argc, char **argv)
                 pred_gap, dirty.mean,
                 e16, e810, r_same, ebf, e57, r_bf, r_57, ERS[F16][VAR_SCALED][kfree].mean, kfree,
                 ERS[F16][VAR_RESCALE][top].mean, top, fix_r, ERS[F16][VAR_WIDE][top].mean);
-    /* the fp16 point with the largest gap between overflowed images and
-     * images that decode to inf/NaN (overflow hidden by ReLU(NaN) = 0) */
-    int kgap = top;
-    for (int k = 0; k < NS; k++)
-        if (OVF[F16][VAR_SCALED][k].mean - NFO[F16][VAR_SCALED][k] >
-            OVF[F16][VAR_SCALED][kgap].mean - NFO[F16][VAR_SCALED][kgap])
-            kgap = k;
     fpa_key(V, "VmAmax", "%.2g", amax_mean);
     fpa_key(V, "VmOvfFromLog", "%d", k16);
     fpa_key(V, "VmTopLog", "%d", top);
     fpa_key(V, "VmOvfTop", "%.0f", 100 * OVF[F16][VAR_SCALED][top].mean);
     fpa_key(V, "VmNonfiniteTop", "%.0f", 100 * NFO[F16][VAR_SCALED][top]);
-    fpa_key(V, "VmGapLog", "%d", kgap);
-    fpa_key(V, "VmOvfAtGap", "%.0f", 100 * OVF[F16][VAR_SCALED][kgap].mean);
-    fpa_key(V, "VmNonfiniteAtGap", "%.0f", 100 * NFO[F16][VAR_SCALED][kgap]);
     fpa_key(V, "VmPredGap", "%.3f", pred_gap);
     fpa_key(V, "VmHiddenErr", "%.2g", dirty.mean);
     fpa_key(V, "VmErrHalf", "%.2g", e16);

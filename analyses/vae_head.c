@@ -622,7 +622,7 @@ int main(int argc, char **argv)
         zmax_over_u = fmax(zmax_over_u, med2[fi] / X.f[fi].unit_roundoff);
         zmin_over_u = fmin(zmin_over_u, med2[fi] / X.f[fi].unit_roundoff);
     }
-    snprintf(cond, sizeof cond, "median error of z = %.1f..%.1f u in all 5 formats; sigma*eps lost "
+    snprintf(cond, sizeof cond, "median error of z = %.2f..%.2f u in all 5 formats; sigma*eps lost "
              "entirely in %.2g%% (bf16)", zmin_over_u, zmax_over_u, 100 * absorbed[BF16]);
     fpa_verdict(V, "V2", v2_scale && v2_order ? "holds" : v2_scale || v2_order ? "conditional" : "refuted", "vae_exp", cond,
                 "z = mu + sigma*eps (mu, eps ~ N(0,1), logvar ~ U[-10,2], all in the format): "
@@ -636,8 +636,8 @@ int main(int argc, char **argv)
     fpa_key(V, "VhZMedHalf", "%.2g", med2[F16]);
     fpa_key(V, "VhZMedBf", "%.2g", med2[BF16]);
     fpa_key(V, "VhZMedEFour", "%.2g", med2[E4M3]);
-    fpa_key(V, "VhZMinOverU", "%.1f", zmin_over_u);
-    fpa_key(V, "VhZMaxOverU", "%.1f", zmax_over_u);
+    fpa_key(V, "VhZMinOverU", "%.2f", zmin_over_u);
+    fpa_key(V, "VhZMaxOverU", "%.2f", zmax_over_u);
     fpa_key(V, "VhZPNinetyNineBf", "%.2g", p99[BF16]);
     fpa_key(V, "VhAbsorbedHalf", "%.2g", 100 * absorbed[F16]);
     fpa_key(V, "VhAbsorbedBf", "%.2g", 100 * absorbed[BF16]);

@@ -782,8 +782,8 @@ static void test_analyses_training_paper(void **state)
     (void)state;
     static const char *const claims[] = {"P1"};
     static const char *const keys[] = {
-        "TrainBetter", "TrainCases", "TrainCiRoom", "TrainCluAccBf", "TrainCluKurtBf",
-        "TrainCluKurtFp", "TrainCluLossBf", "TrainCluLossFp", "TrainIntEightShare",
+        "TrainBetter", "TrainCases", "TrainCiRoomClu", "TrainCiRoomReg", "TrainCluAccBf",
+        "TrainCluKurtBf", "TrainCluKurtFp", "TrainCluLossBf", "TrainCluLossFp", "TrainIntEightShare",
         "TrainRegChanDiff", "TrainRegChanHi", "TrainRegChanInc", "TrainRegChanLo",
         "TrainRegKurtBf", "TrainRegKurtFp", "TrainRegLossBf", "TrainRegLossFp",
         "TrainRegMaxRmsBf", "TrainRegMaxRmsFp", "TrainRegParity", "TrainRelDiffMax",

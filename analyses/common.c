@@ -262,8 +262,11 @@ void fpa_verdict(fpa_verdicts_t *v, const char *claim, const char *verdict, cons
         verdict_bug(v, "unknown verdict", verdict);
     if (!*figure || strspn(figure, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(figure))
         verdict_bug(v, "bad figure name", figure);
-    if (!*condition || strlen(condition) > 110 || strpbrk(condition, "\n\r"))
-        verdict_bug(v, "condition empty, over 110 characters or on several lines", condition);
+    int ascii = 1;
+    for (const char *p = condition; *p; p++)
+        ascii &= *p >= ' ' && *p <= '~';
+    if (!*condition || strlen(condition) > 110 || !ascii)
+        verdict_bug(v, "a condition is one line of 1 to 110 printable ASCII characters", condition);
     printf("verdict %s %s %s\n", claim, verdict, reason);
     fflush(stdout);
     snprintf(cond, sizeof cond, "%s", condition);
@@ -290,8 +293,11 @@ void fpa_key(fpa_verdicts_t *v, const char *key, const char *fmt, ...)
         snprintf(v->seen[v->nseen++], sizeof v->seen[0], "%s", key);
     else
         verdict_bug(v, "too many keys (64 at most)", key);
-    if (!*value || strpbrk(value, "\"\n\r"))
-        verdict_bug(v, "a key's value is one line without quotes", value);
+    int ascii = 1;
+    for (const char *p = value; *p; p++)
+        ascii &= *p >= ' ' && *p <= '~' && *p != '"';
+    if (!*value || !ascii)
+        verdict_bug(v, "a key's value is printable ASCII without quotes", value);
     fpl_csv_row(v->keys, "%s,\"%s\"", key, value);
 }
 

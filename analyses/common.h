@@ -60,8 +60,8 @@ void fpa_progress_end(const fpa_t *a);
  *   verdict    holds, conditional or refuted;
  *   figure     the figure that shows the evidence: a file of plots/ without
  *              its extension, e.g. "dot_accumulator";
- *   condition  one short line for the paper's verdict table (at most 110
- *              characters, measured numbers welcome): the condition under
+ *   condition  one short line for the paper's verdict table (1 to 110
+ *              printable ASCII characters, measured numbers welcome): the condition under
  *              which the claim holds, or the measurement that settles it;
  *   reason     (fmt, ...) the whole finding.
  * fpa_key records a key number the paper quotes: DIR/data/NAME_keys.csv gets

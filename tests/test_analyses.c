@@ -699,7 +699,8 @@ static void paper_outputs(const char *dir, const char *name, const char *const *
         char claim[32], verdict[32], fig[64], cond[256];
         int used = 0;
         if (sscanf(line, "%31[^,],%31[^,],%63[^,],\"%255[^\"]\",\"%n", claim, verdict, fig, cond,
-                   &used) != 4 || used == 0)
+                   &used) != 4 ||
+            used == 0)
             fail_msg("%s: not five fields: %s", path, line);
         const char *reason = line + used;
         if (strlen(reason) < 2 || reason[strlen(reason) - 1] != '"' ||
@@ -709,7 +710,8 @@ static void paper_outputs(const char *dir, const char *name, const char *const *
             fail_msg("%s: row %zu is claim %s, expected %s", path, row, claim,
                      row < nclaims ? claims[row] : "none");
         row++;
-        if (strcmp(verdict, "holds") && strcmp(verdict, "conditional") && strcmp(verdict, "refuted"))
+        if (strcmp(verdict, "holds") && strcmp(verdict, "conditional") &&
+            strcmp(verdict, "refuted"))
             fail_msg("%s: claim %s: verdict '%s'", path, claim, verdict);
         size_t cl = strlen(cond);
         if (cl < 1 || cl > 110 || !strcmp(cond, "todo") || !strcmp(fig, "todo"))
@@ -782,14 +784,15 @@ static void test_analyses_training_paper(void **state)
     (void)state;
     static const char *const claims[] = {"P1"};
     static const char *const keys[] = {
-        "TrainBetter", "TrainCases", "TrainCiRoomClu", "TrainCiRoomReg", "TrainCluAccBf",
-        "TrainCluKurtBf", "TrainCluKurtFp", "TrainCluLossBf", "TrainCluLossFp", "TrainIntEightShare",
-        "TrainRegChanDiff", "TrainRegChanHi", "TrainRegChanInc", "TrainRegChanLo",
-        "TrainRegKurtBf", "TrainRegKurtFp", "TrainRegLossBf", "TrainRegLossFp",
-        "TrainRegMaxRmsBf", "TrainRegMaxRmsFp", "TrainRegParity", "TrainRelDiffMax",
-        "TrainRelDiffMin", "TrainSeeds", "TrainSteps", "TrainWorse"};
+        "TrainBetter",      "TrainCases",      "TrainCiRoomClu",     "TrainCiRoomReg",
+        "TrainCluLossBf",   "TrainCluLossFp",  "TrainIntEightShare", "TrainRegChanDiff",
+        "TrainRegChanHi",   "TrainRegChanInc", "TrainRegChanLo",     "TrainRegKurtBf",
+        "TrainRegKurtFp",   "TrainRegLossBf",  "TrainRegLossFp",     "TrainRegMaxRmsBf",
+        "TrainRegMaxRmsFp", "TrainRelDiffMax", "TrainRelDiffMin",    "TrainSeeds",
+        "TrainSteps",       "TrainWorse"};
     paper_outputs(dir1, "training", claims, 1, keys, sizeof keys / sizeof keys[0]);
-    double n = paper_key(dir1, "training", "TrainCases"), b = paper_key(dir1, "training", "TrainBetter"),
+    double n = paper_key(dir1, "training", "TrainCases"),
+           b = paper_key(dir1, "training", "TrainBetter"),
            w = paper_key(dir1, "training", "TrainWorse");
     assert_true(n == 6 && b >= 0 && w >= 0 && b + w <= n);
     /* the interval around a difference contains its point estimate */

@@ -513,7 +513,8 @@ static void paper_outputs(const char *dir, const char *name, const char *const *
         char claim[32], verdict[32], fig[64], cond[256];
         int used = 0;
         if (sscanf(line, "%31[^,],%31[^,],%63[^,],\"%255[^\"]\",\"%n", claim, verdict, fig, cond,
-                   &used) != 4 || used == 0)
+                   &used) != 4 ||
+            used == 0)
             fail_msg("%s: not five fields: %s", path, line);
         const char *reason = line + used;
         if (strlen(reason) < 2 || reason[strlen(reason) - 1] != '"' ||
@@ -523,7 +524,8 @@ static void paper_outputs(const char *dir, const char *name, const char *const *
             fail_msg("%s: row %zu is claim %s, expected %s", path, row, claim,
                      row < nclaims ? claims[row] : "none");
         row++;
-        if (strcmp(verdict, "holds") && strcmp(verdict, "conditional") && strcmp(verdict, "refuted"))
+        if (strcmp(verdict, "holds") && strcmp(verdict, "conditional") &&
+            strcmp(verdict, "refuted"))
             fail_msg("%s: claim %s: verdict '%s'", path, claim, verdict);
         size_t cl = strlen(cond);
         if (cl < 1 || cl > 110 || !strcmp(cond, "todo") || !strcmp(fig, "todo"))
@@ -610,14 +612,15 @@ static void test_vae_analysis(void **state)
      * the keys sec_vae.tex quotes are there */
     static const char *const claims[] = {"V1", "V2", "V3", "V3-sum"};
     static const char *const keys[] = {
-        "VhAbsorbedBf", "VhAbsorbedEFour", "VhAbsorbedHalf", "VhBfPrecFail", "VhEFourSigmaOverflow",
-        "VhEFourVarOverflow", "VhEFourVarUnderflow", "VhFusedWorstU", "VhHalfVarOverflow",
-        "VhHalfVarUnderflow", "VhLogvarPoints", "VhNaiveBiasLarge", "VhNaiveBiasSmall",
-        "VhNaiveMaxBf", "VhNaiveMaxHalf", "VhNaiveNegBf", "VhNaiveNegEFour", "VhNaiveNegHalf",
-        "VhNaiveOffBf", "VhNaiveOffEFour", "VhNaiveOffHalf", "VhPlaneSide", "VhRefErr",
-        "VhStableOffBf", "VhSumPairBf", "VhSumSeqBf", "VhSumSeqBfSmall", "VhSumSeqHalf",
-        "VhSumWideBf", "VhWorstRatio", "VhZMaxOverU", "VhZMedBf", "VhZMedEFour", "VhZMedHalf",
-        "VhZMinOverU", "VhZPNinetyNineBf"};
+        "VhAbsorbedBf",       "VhAbsorbedEFour",     "VhAbsorbedHalf",   "VhBfPrecFail",
+        "VhEFourVarOverflow", "VhEFourVarUnderflow", "VhFusedWorstU",    "VhHalfVarOverflow",
+        "VhHalfVarUnderflow", "VhLogvarPoints",      "VhNaiveBiasLarge", "VhNaiveBiasSmall",
+        "VhNaiveMaxHalf",     "VhNaiveNegBf",        "VhNaiveNegEFour",  "VhNaiveNegHalf",
+        "VhNaiveOffBf",       "VhNaiveOffEFour",     "VhNaiveOffHalf",   "VhPlaneSide",
+        "VhRefErr",           "VhStableOffBf",       "VhSumPairBf",      "VhSumSeqBf",
+        "VhSumSeqHalf",       "VhSumWideBf",         "VhWorstRatio",     "VhZMaxOverU",
+        "VhZMedBf",           "VhZMedEFour",         "VhZMedHalf",       "VhZMinOverU",
+        "VhZPNinetyNineBf"};
     paper_outputs(d1, "vae_head", claims, 4, keys, sizeof keys / sizeof keys[0]);
     /* fp16's sigma^2 = e^l overflows where e^l passes 65504 + ulp/2 = 65520:
      * the first logvar of the grid (step 0.05 at --quick) past ln 65520,

@@ -339,40 +339,93 @@ static size_t tex_number(buf_t *b, const char *s)
     return (size_t)(p - s);
 }
 
-/* Plain ASCII text into LaTeX: specials escaped, numbers typeset, <= >= as
- * relations. */
+/* One character of plain text, escaped for LaTeX. */
+static void tex_char(buf_t *b, char c)
+{
+    switch (c) {
+    case '\\': put(b, "\\textbackslash{}"); break;
+    case '{': case '}': case '$': case '&': case '#': case '_': case '%':
+        put(b, "\\%c", c);
+        break;
+    case '^': put(b, "\\textasciicircum{}"); break;
+    case '~': put(b, "\\textasciitilde{}"); break;
+    case '<': case '>': case '|': put(b, "\\ensuremath{%c}", c); break;
+    default: put(b, "%c", c);
+    }
+}
+
+/* A word of letters, digits and '.', for subscripts and exponents. */
+static size_t tex_word(const char *s)
+{
+    size_t k = (*s == '-' || *s == '+') ? 1 : 0;
+    while (isalnum((unsigned char)s[k]) || (s[k] == '.' && isalnum((unsigned char)s[k + 1])))
+        k++;
+    return k > ((*s == '-' || *s == '+') ? 1u : 0u) ? k : 0;
+}
+
+/* Plain ASCII text into LaTeX: specials escaped, and the few math spellings
+ * an analysis writes typeset as math:
+ *   1.5e-05, -3        numbers (tex_number)
+ *   <= >=  ~3          relations, "about"
+ *   sqrt(n)            a root of a parenthesis-free argument
+ *   gamma_n sigma_t    Greek letters, with a subscript word
+ *   2^14 l^-0.5        an exponent word */
 static void tex_text(buf_t *b, const char *s)
 {
+    static const char *greek[] = {"gamma", "sigma", "epsilon", "lambda", "mu"};
     int word_start = 1;
     while (*s) {
+        char c = *s;
+        size_t k;
+        if (word_start && (k = tex_number(b, s))) {
+            s += k;
+            word_start = 0;
+            continue;
+        }
+        if (word_start && !strncmp(s, "sqrt(", 5) && (k = strcspn(s + 5, "()")) && s[5 + k] == ')') {
+            put(b, "\\ensuremath{\\sqrt{");
+            for (size_t i = 0; i < k; i++)
+                tex_char(b, s[5 + i] == '_' ? ' ' : s[5 + i]);
+            put(b, "}}");
+            s += 6 + k;
+            word_start = 0;
+            continue;
+        }
         if (word_start) {
-            size_t k = tex_number(b, s);
-            if (k) {
-                s += k;
+            size_t g;
+            for (g = 0; g < sizeof greek / sizeof *greek; g++) {
+                size_t l = strlen(greek[g]);
+                if (!strncmp(s, greek[g], l) && !isalnum((unsigned char)s[l]) && s[l] != '(')
+                    break;
+            }
+            if (g < sizeof greek / sizeof *greek) {
+                size_t l = strlen(greek[g]);
+                put(b, "\\ensuremath{\\%s", greek[g]);
+                s += l;
+                if (*s == '_' && (k = tex_word(s + 1))) {
+                    put(b, "_{%.*s}", (int)k, s + 1);
+                    s += 1 + k;
+                }
+                put(b, "}");
                 word_start = 0;
                 continue;
             }
         }
-        char c = *s;
-        if (c == '<' && s[1] == '=') {
-            put(b, "\\ensuremath{\\le}");
-            s += 2;
-        } else if (c == '>' && s[1] == '=') {
-            put(b, "\\ensuremath{\\ge}");
+        if (c == '^' && !word_start && (k = tex_word(s + 1))) {
+            put(b, "\\ensuremath{^{%.*s}}", (int)k, s + 1);
+            s += 1 + k;
+            continue;
+        }
+        if (c == '~' && word_start && (isdigit((unsigned char)s[1]) || s[1] == '.')) {
+            put(b, "\\ensuremath{\\sim}");
+            s++;
+            continue; /* the number follows, still at a word start */
+        }
+        if ((c == '<' || c == '>') && s[1] == '=') {
+            put(b, c == '<' ? "\\ensuremath{\\le}" : "\\ensuremath{\\ge}");
             s += 2;
         } else {
-            switch (c) {
-            case '\\': put(b, "\\textbackslash{}"); break;
-            case '{': case '}': case '$': case '&': case '#': case '_': case '%':
-                put(b, "\\%c", c);
-                break;
-            case '^': put(b, "\\textasciicircum{}"); break;
-            case '~': put(b, "\\textasciitilde{}"); break;
-            case '<': put(b, "\\ensuremath{<}"); break;
-            case '>': put(b, "\\ensuremath{>}"); break;
-            case '|': put(b, "\\ensuremath{|}"); break;
-            default: put(b, "%c", c);
-            }
+            tex_char(b, c);
             s++;
         }
         word_start = !isalnum((unsigned char)c) && c != '.' && c != '_';
@@ -506,7 +559,10 @@ static void tex(const char *data, const char *gen, const char *plots, int ncheck
         data);
     for (size_t i = 0; i < v.n; i++) {
         const row_t *r = &v.r[i];
-        put(&d, "\\fplclaimdata{%s}{%s}{%s}{%s}{", r->f[0], r->f[1], r->f[2], r->f[4]);
+        put(&d, "\\fplclaimdata{%s}{%s}{%s}{", r->f[0], r->f[1], r->f[2]);
+        for (const char *p = r->f[4]; *p; p++)
+            tex_char(&d, *p);
+        put(&d, "}{");
         tex_text(&d, r->f[3]);
         put(&d, "}\n");
         if (!has(&figs, r->f[2]))
@@ -562,7 +618,8 @@ static void tex(const char *data, const char *gen, const char *plots, int ncheck
         put(&t, "\\fplverdictrow{%s}{%s}{", r->f[0], r->f[1]);
         tex_text(&t, r->f[3]);
         put(&t, "}{%s}{", r->f[2]);
-        tex_text(&t, r->f[4]);
+        for (const char *p = r->f[4]; *p; p++)
+            tex_char(&t, *p);
         put(&t, "}%%\n");
     }
     put(&t, "}\n");

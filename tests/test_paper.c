@@ -67,7 +67,8 @@ static const char *beta_verdicts = "# fplab 0.1.0\n"
                                    "claim,verdict,figure,condition,reason\n"
                                    "Y2,refuted,beta_x,\"0 of 54 cases bounded\",\"why\"\n";
 static const char *alpha_keys = "# fplab 0.1.0\nkey,value\nAlphaExp,\"0.48\"\n"
-                                "AlphaTiny,\"1.5e-05\"\nAlphaNeg,\"-3\"\nAlphaWord,\"e4m3\"\n";
+                                "AlphaTiny,\"1.5e-05\"\nAlphaNeg,\"-3\"\nAlphaWord,\"e4m3\"\n"
+                                "AlphaPow,\"~2^14\"\nAlphaGreek,\"gamma_n and sigma_t\"\n";
 static const char *beta_keys = "key,value\nBetaCount,\"54\"\n";
 
 static char *fixture(void)
@@ -148,6 +149,7 @@ static void test_paper_table_follows_verdicts(void **state)
     assert_non_null(strstr(rows[0][0], "}{alpha_fig}{alpha}"));
     assert_non_null(strstr(rows[0][0], "\\ensuremath{\\le}"));
     assert_non_null(strstr(rows[0][1], "\\fplverdictrow{X1-sub}{conditional}{"));
+    assert_non_null(strstr(rows[0][1], "rounded: \\ensuremath{\\sqrt{N}}}"));
     assert_non_null(strstr(rows[0][2], "\\fplverdictrow{Y2}{refuted}{"));
     assert_non_null(strstr(rows[0][2], "}{beta_x}{beta}"));
 
@@ -217,6 +219,9 @@ static void test_paper_keys(void **state)
     assert_non_null(strstr(dt, "\\fplkeydata{AlphaTiny}{\\ensuremath{1.5\\times 10^{-5}}}"));
     assert_non_null(strstr(dt, "\\fplkeydata{AlphaNeg}{\\ensuremath{-3}}"));
     assert_non_null(strstr(dt, "\\fplkeydata{AlphaWord}{e4m3}"));
+    /* the few math spellings: about, powers, Greek letters with subscripts */
+    assert_non_null(strstr(dt, "\\fplkeydata{AlphaPow}{\\ensuremath{\\sim}\\ensuremath{2}\\ensuremath{^{14}}}"));
+    assert_non_null(strstr(dt, "\\fplkeydata{AlphaGreek}{\\ensuremath{\\gamma_{n}} and \\ensuremath{\\sigma_{t}}}"));
     assert_non_null(strstr(dt, "\\fplkeydata{BetaCount}{\\ensuremath{54}}"));
     /* the figure map: each figure with the claims it shows */
     assert_non_null(strstr(dt, "\\fplfiguredata{alpha_fig}{X1, X1-sub}"));

@@ -628,8 +628,8 @@ int main(int argc, char **argv)
         zmin_over_u = fmin(zmin_over_u, med2[fi] / X.f[fi].unit_roundoff);
     }
     snprintf(cond, sizeof cond,
-             "median error of z = %.2f..%.2f u in all 5 formats; sigma*eps lost "
-             "entirely in %.2g%% (bf16)",
+             "median error of z = %.2f to %.2f u in all 5 formats; z = RN(mu), the noise lost, "
+             "in %.2g%% (bf16)",
              zmin_over_u, zmax_over_u, 100 * absorbed[BF16]);
     fpa_verdict(
         V, "V2",

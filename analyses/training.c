@@ -508,7 +508,34 @@ int main(int argc, char **argv)
     for (int task = 0; task < NTASK; task++)
         same_shape &= fabs(kurt[task][R_FP8].mean / kurt[task][R_BF16].mean - 1) < 0.05 &&
                       fabs(mrms[task][R_FP8].mean / mrms[task][R_BF16].mean - 1) < 0.05;
-    fpa_verdict(V, "P1", verdict, "todo", "todo",
+    /* for the paper: the paired differences relative to the bf16 model's
+     * loss increase (the effect's size), and the largest effect the CIs
+     * leave room for, over the six INT4 cases */
+    double rd_lo = INFINITY, rd_hi = -INFINITY, ci_room[NTASK] = {0, 0};
+    for (int task = 0; task < NTASK; task++)
+        for (int s = 2; s < NSCH; s++) {
+            double base = inc[task][s][R_BF16].mean;
+            rd_lo = fmin(rd_lo, 100 * dif[task][s].mean / base);
+            rd_hi = fmax(rd_hi, 100 * dif[task][s].mean / base);
+            ci_room[task] =
+                fmax(ci_room[task],
+                     100 * fmax(fabs(dif[task][s].ci_lo), fabs(dif[task][s].ci_hi)) / base);
+        }
+    /* INT8 against INT4 per channel: total loss increase over every model */
+    double sum8 = 0, sum4 = 0;
+    for (int task = 0; task < NTASK; task++)
+        for (int r = 0; r < NREC; r++)
+            for (int sd = 0; sd < S; sd++) {
+                double lb = res_at(res, S, task, sd, r, OUT_LOSS);
+                sum8 += fabs(res_at(res, S, task, sd, r, OUT_LOSS + 1) - lb);
+                sum4 += fabs(res_at(res, S, task, sd, r, OUT_LOSS + 2) - lb);
+            }
+    char cond[128];
+    snprintf(cond, sizeof cond,
+             "%d of %d INT4 cases differ (95%% CI, %d paired seeds); effects > %.0f%% "
+             "(regression), %.0f%% (clusters) excluded",
+             better + worse, n4, S, ci_room[T_REGRESSION], ci_room[T_CLUSTERS]);
+    fpa_verdict(V, "P1", verdict, "training_ptq", cond,
                 "%d of %d INT4 cases smaller for fp8- than bf16-trained models (95%% CI "
                 "excluding 0), %d larger; %d seeds, paired%s.%s%s",
                 better, n4, worse, S,
@@ -518,6 +545,28 @@ int main(int argc, char **argv)
                       "only forward copies; the fp32 master weights PTQ rounds follow no grid."
                     : "",
                 detail);
+    fpa_key(V, "TrainSeeds", "%d", S);
+    fpa_key(V, "TrainSteps", "%d", X.steps);
+    fpa_key(V, "TrainBetter", "%d", better);
+    fpa_key(V, "TrainWorse", "%d", worse);
+    fpa_key(V, "TrainCases", "%d", n4);
+    fpa_key(V, "TrainRegLossBf", "%.4g", lbs[T_REGRESSION][R_BF16].mean);
+    fpa_key(V, "TrainRegLossFp", "%.4g", lbs[T_REGRESSION][R_FP8].mean);
+    fpa_key(V, "TrainCluLossBf", "%.4g", lbs[T_CLUSTERS][R_BF16].mean);
+    fpa_key(V, "TrainCluLossFp", "%.4g", lbs[T_CLUSTERS][R_FP8].mean);
+    fpa_key(V, "TrainRegChanInc", "%.2g", inc[T_REGRESSION][2][R_BF16].mean);
+    fpa_key(V, "TrainRegChanDiff", "%.2g", dif[T_REGRESSION][2].mean);
+    fpa_key(V, "TrainRegChanLo", "%.2g", dif[T_REGRESSION][2].ci_lo);
+    fpa_key(V, "TrainRegChanHi", "%.2g", dif[T_REGRESSION][2].ci_hi);
+    fpa_key(V, "TrainRelDiffMin", "%.0f", rd_lo);
+    fpa_key(V, "TrainRelDiffMax", "%.0f", rd_hi);
+    fpa_key(V, "TrainCiRoomReg", "%.0f", ci_room[T_REGRESSION]);
+    fpa_key(V, "TrainCiRoomClu", "%.0f", ci_room[T_CLUSTERS]);
+    fpa_key(V, "TrainRegKurtBf", "%.3g", kurt[T_REGRESSION][R_BF16].mean);
+    fpa_key(V, "TrainRegKurtFp", "%.3g", kurt[T_REGRESSION][R_FP8].mean);
+    fpa_key(V, "TrainRegMaxRmsBf", "%.3g", mrms[T_REGRESSION][R_BF16].mean);
+    fpa_key(V, "TrainRegMaxRmsFp", "%.3g", mrms[T_REGRESSION][R_FP8].mean);
+    fpa_key(V, "TrainIntEightShare", "%.0f", sum4 / sum8);
     if (fpa_verdicts_close(V))
         return fpa_fail(&A, "cannot write verdicts");
     free(v);

@@ -583,7 +583,16 @@ int main(int argc, char **argv)
     double lnmax = log(65504.0);
     int range_ok = fabs(ovf[F16][Q_VAR] - lnmax) < 0.1 && isinf(ovf[F16][Q_SIGMA]) &&
                    isinf(ovf[F32][Q_VAR]) && isinf(ovf[BF16][Q_VAR]);
-    fpa_verdict(V, "V1", worst <= 1.05 && range_ok ? "holds" : worst <= 1.05 || range_ok ? "conditional" : "refuted", "todo", "todo",
+    char cond[128];
+    snprintf(cond, sizeof cond,
+             "logvar in [-30, 20], 5 formats: error <= %.2f x (|l|u + u); fp16 var "
+             "overflows from l = %.2f",
+             worst, ovf[F16][Q_VAR]);
+    fpa_verdict(V, "V1",
+                worst <= 1.05 && range_ok   ? "holds"
+                : worst <= 1.05 || range_ok ? "conditional"
+                                            : "refuted",
+                "vae_exp", cond,
                 "error of exp(logvar) tracks |logvar|*u + u (worst measured/predicted %.2f where "
                 "the prediction is below 5%%): an absolute error in logvar becomes a relative one "
                 "in sigma^2; range, not precision, is the failure of fp16 (var overflows from "
@@ -595,6 +604,14 @@ int main(int argc, char **argv)
                 worst, ovf[F16][Q_VAR], lnmax, unf[F16][Q_VAR], 2 * lnmax, ovf[E4M3][Q_VAR],
                 unf[E4M3][Q_VAR], ovf[E4M3][Q_SIGMA], ovf[E5M2][Q_VAR], nprec[BF16][Q_VAR], X.n1,
                 nprec[E5M2][Q_VAR], ref_exp);
+    fpa_key(V, "VhWorstRatio", "%.2f", worst);
+    fpa_key(V, "VhHalfVarOverflow", "%.2f", ovf[F16][Q_VAR]);
+    fpa_key(V, "VhHalfVarUnderflow", "%.1f", unf[F16][Q_VAR]);
+    fpa_key(V, "VhEFourVarOverflow", "%.2f", ovf[E4M3][Q_VAR]);
+    fpa_key(V, "VhEFourVarUnderflow", "%.2f", unf[E4M3][Q_VAR]);
+    fpa_key(V, "VhBfPrecFail", "%zu", nprec[BF16][Q_VAR]);
+    fpa_key(V, "VhLogvarPoints", "%zu", X.n1);
+    fpa_key(V, "VhRefErr", "%.1g", fmax(ref_exp, ref_g));
     /* V2: z carries the input and sigma rounding; its median error sits at
      * the format's unit roundoff (within 10x), and sigma*eps vanishes into
      * mu in a fraction of elements that grows as the precision falls */
@@ -605,15 +622,38 @@ int main(int argc, char **argv)
     }
     v2_order = absorbed[F32] <= absorbed[BF16] && absorbed[F16] <= absorbed[BF16] &&
                absorbed[BF16] <= absorbed[E4M3] && absorbed[E4M3] <= absorbed[E5M2];
-    fpa_verdict(V, "V2", v2_scale && v2_order ? "holds" : v2_scale || v2_order ? "conditional" : "refuted", "todo", "todo",
-                "z = mu + sigma*eps (mu, eps ~ N(0,1), logvar ~ U[-10,2], all in the format): "
-                "median relative error of z %.2g (fp32), %.2g (fp16), %.2g (bf16), %.2g (e4m3), "
-                "%.2g (e5m2), each within 10x of the unit roundoff; p99 %.2g, %.2g, %.2g, %.2g, %.2g "
-                "(cancellation where mu ~ -sigma*eps); sigma*eps absorbed entirely (z == "
-                "RN(mu)) in %.2g%%, %.2g%%, %.2g%%, %.2g%%, %.2g%% of elements",
-                med2[F32], med2[F16], med2[BF16], med2[E4M3], med2[E5M2], p99[F32], p99[F16],
-                p99[BF16], p99[E4M3], p99[E5M2], 100 * absorbed[F32], 100 * absorbed[F16],
-                100 * absorbed[BF16], 100 * absorbed[E4M3], 100 * absorbed[E5M2]);
+    double zmax_over_u = 0, zmin_over_u = INFINITY;
+    for (int fi = 0; fi < NF; fi++) {
+        zmax_over_u = fmax(zmax_over_u, med2[fi] / X.f[fi].unit_roundoff);
+        zmin_over_u = fmin(zmin_over_u, med2[fi] / X.f[fi].unit_roundoff);
+    }
+    snprintf(cond, sizeof cond,
+             "median error of z = %.2f to %.2f u in all 5 formats; z = RN(mu), the noise lost, "
+             "in %.2g%% (bf16)",
+             zmin_over_u, zmax_over_u, 100 * absorbed[BF16]);
+    fpa_verdict(
+        V, "V2",
+        v2_scale && v2_order   ? "holds"
+        : v2_scale || v2_order ? "conditional"
+                               : "refuted",
+        "vae_exp", cond,
+        "z = mu + sigma*eps (mu, eps ~ N(0,1), logvar ~ U[-10,2], all in the format): "
+        "median relative error of z %.2g (fp32), %.2g (fp16), %.2g (bf16), %.2g (e4m3), "
+        "%.2g (e5m2), each within 10x of the unit roundoff; p99 %.2g, %.2g, %.2g, %.2g, %.2g "
+        "(cancellation where mu ~ -sigma*eps); sigma*eps absorbed entirely (z == "
+        "RN(mu)) in %.2g%%, %.2g%%, %.2g%%, %.2g%%, %.2g%% of elements",
+        med2[F32], med2[F16], med2[BF16], med2[E4M3], med2[E5M2], p99[F32], p99[F16], p99[BF16],
+        p99[E4M3], p99[E5M2], 100 * absorbed[F32], 100 * absorbed[F16], 100 * absorbed[BF16],
+        100 * absorbed[E4M3], 100 * absorbed[E5M2]);
+    fpa_key(V, "VhZMedHalf", "%.2g", med2[F16]);
+    fpa_key(V, "VhZMedBf", "%.2g", med2[BF16]);
+    fpa_key(V, "VhZMedEFour", "%.2g", med2[E4M3]);
+    fpa_key(V, "VhZMinOverU", "%.2f", zmin_over_u);
+    fpa_key(V, "VhZMaxOverU", "%.2f", zmax_over_u);
+    fpa_key(V, "VhZPNinetyNineBf", "%.2g", p99[BF16]);
+    fpa_key(V, "VhAbsorbedHalf", "%.2g", 100 * absorbed[F16]);
+    fpa_key(V, "VhAbsorbedBf", "%.2g", 100 * absorbed[BF16]);
+    fpa_key(V, "VhAbsorbedEFour", "%.2g", 100 * absorbed[E4M3]);
     /* V3: naive fp16/bf16 goes negative and is far off near the prior; the
      * stable form never goes negative; the fused form is accurate to a few
      * u everywhere; sequential low-precision summation stagnates */
@@ -637,7 +677,15 @@ int main(int argc, char **argv)
     double seq_b = SM[BF16][FPL_KL_FUSED][A_SEQ][top], pw_b = SM[BF16][FPL_KL_FUSED][A_PAIRWISE][top],
            f32_b = SM[BF16][FPL_KL_FUSED][A_FP32][top];
     int sum_bad = seq_b > 10 * pw_b && seq_b > 10 * f32_b;
-    fpa_verdict(V, "V3", naive_bad && stable_nonneg ? "holds" : naive_bad ? "conditional" : "refuted", "todo", "todo",
+    snprintf(cond, sizeof cond,
+             "near the prior: naive KL >10%% off in %.0f%% of bf16 elements, "
+             "negative in %.2f%%; fused <= %.2f u",
+             100 * ngt[BF16][FPL_KL_NAIVE], 100 * nneg[BF16][FPL_KL_NAIVE], fused_worst);
+    fpa_verdict(V, "V3",
+                naive_bad && stable_nonneg ? "holds"
+                : naive_bad                ? "conditional"
+                                           : "refuted",
+                "vae_kl_plane", cond,
                 "near the prior (mu, logvar ~ N(0, 0.1^2), in the format) the naive KL is off by "
                 "more than 10%% in %.0f%% (fp16), %.0f%% (bf16), %.0f%% (e4m3) of elements: "
                 "RN(e^l) - l - 1 keeps only the rounding of e^l near 1, where the grid spacing "
@@ -655,7 +703,21 @@ int main(int argc, char **argv)
                 100 * nneg[E5M2][FPL_KL_NAIVE], 100 * PS[E4M3][FPL_KL_NAIVE][R_ROUNDED].neg,
                 100 * PS[E5M2][FPL_KL_NAIVE][R_ROUNDED].neg, 100 * ngt[BF16][FPL_KL_STABLE],
                 fused_worst, np, np, nh->max, nb->max, ref_g);
-    fpa_verdict(V, "V3-sum", sum_bad ? "holds" : "refuted", "todo", "todo",
+    fpa_key(V, "VhNaiveOffHalf", "%.0f", 100 * ngt[F16][FPL_KL_NAIVE]);
+    fpa_key(V, "VhNaiveOffBf", "%.0f", 100 * ngt[BF16][FPL_KL_NAIVE]);
+    fpa_key(V, "VhNaiveOffEFour", "%.0f", 100 * ngt[E4M3][FPL_KL_NAIVE]);
+    fpa_key(V, "VhNaiveNegHalf", "%.2f", 100 * nneg[F16][FPL_KL_NAIVE]);
+    fpa_key(V, "VhNaiveNegBf", "%.2f", 100 * nneg[BF16][FPL_KL_NAIVE]);
+    fpa_key(V, "VhNaiveNegEFour", "%.1f", 100 * nneg[E4M3][FPL_KL_NAIVE]);
+    fpa_key(V, "VhStableOffBf", "%.1f", 100 * ngt[BF16][FPL_KL_STABLE]);
+    fpa_key(V, "VhFusedWorstU", "%.2f", fused_worst);
+    fpa_key(V, "VhPlaneSide", "%zu", np);
+    fpa_key(V, "VhNaiveMaxHalf", "%.3g", nh->max);
+    snprintf(cond, sizeof cond,
+             "n = 16384, bf16: sequential sum %.0f%% off; pairwise %.2g, "
+             "fp32 accumulation %.2g",
+             100 * seq_b, pw_b, f32_b);
+    fpa_verdict(V, "V3-sum", sum_bad ? "holds" : "refuted", "vae_kl_sum", cond,
                 "the KL summed over n = 16384 elements near the prior (fused form): bf16 "
                 "relative error %.3g with sequential bf16 accumulation (the terms average "
                 "0.0075; once the sum passes 2 most fall below half an ulp of it and vanish), "
@@ -666,6 +728,12 @@ int main(int argc, char **argv)
                 SM[F16][FPL_KL_FUSED][A_PAIRWISE][top], SM[F16][FPL_KL_FUSED][A_FP32][top],
                 SM[BF16][FPL_KL_FUSED][A_SEQ][0], SM[BF16][FPL_KL_NAIVE][A_FP32][0],
                 SM[BF16][FPL_KL_NAIVE][A_FP32][top]);
+    fpa_key(V, "VhSumSeqBf", "%.0f", 100 * seq_b);
+    fpa_key(V, "VhSumPairBf", "%.2g", pw_b);
+    fpa_key(V, "VhSumWideBf", "%.2g", f32_b);
+    fpa_key(V, "VhSumSeqHalf", "%.0f", 100 * SM[F16][FPL_KL_FUSED][A_SEQ][top]);
+    fpa_key(V, "VhNaiveBiasSmall", "%.1f", 100 * SM[BF16][FPL_KL_NAIVE][A_FP32][0]);
+    fpa_key(V, "VhNaiveBiasLarge", "%.1f", 100 * SM[BF16][FPL_KL_NAIVE][A_FP32][top]);
     if (fpa_verdicts_close(V))
         return fpa_fail(&A, "cannot write verdicts");
     free(tmp);

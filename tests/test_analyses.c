@@ -715,7 +715,7 @@ static void check_paper(const char *name, const char *out, const char *const *cl
         assert_true(!strcmp(v[i].verdict, "holds") || !strcmp(v[i].verdict, "conditional") ||
                     !strcmp(v[i].verdict, "refuted"));
         char line[128];
-        snprintf(line, sizeof line, "verdict %s %s ", v[i].claim, v[i].verdict);
+        snprintf(line, sizeof line, "verdict %.31s %.15s ", v[i].claim, v[i].verdict);
         if (!strstr(out, line))
             fail_msg("%s: printed verdict differs from the CSV (%s)", name, line);
         /* a figure of this analysis that the run drew, not a placeholder */
@@ -859,6 +859,146 @@ static void test_analyses_paper_transformers(void **state)
                     key_of("granularity", "GranFourGroup") + 0.1);
 }
 
+/* ---- the paper's inputs ----------------------------------------------------
+ * DIR/data/NAME_verdicts.csv has the five columns, one row per claim in
+ * `claims` (in order), a known verdict, a figure that was drawn as
+ * DIR/plots/FIGURE.png (at most three distinct figures) and a condition of 1
+ * to 110 printable characters; DIR/data/NAME_keys.csv defines every key in
+ * `keys`, each once, with a finite number as its value. */
+static char *paper_slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        fail_msg("cannot read %s", path);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void paper_outputs(const char *dir, const char *name, const char *const *claims,
+                          size_t nclaims, const char *const *keys, size_t nkeys)
+{
+    char path[512], figs[3][64];
+    size_t nfig = 0, row = 0;
+    snprintf(path, sizeof path, "%s/data/%s_verdicts.csv", dir, name);
+    char *save = NULL, *txt = paper_slurp(path);
+    int header = 0;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#')
+            continue;
+        if (!header++) {
+            assert_string_equal(line, "claim,verdict,figure,condition,reason");
+            continue;
+        }
+        /* claim,verdict,figure,"condition","reason": no quote inside a field */
+        char claim[32], verdict[32], fig[64], cond[256];
+        int used = 0;
+        if (sscanf(line, "%31[^,],%31[^,],%63[^,],\"%255[^\"]\",\"%n", claim, verdict, fig, cond,
+                   &used) != 4 ||
+            used == 0)
+            fail_msg("%s: not five fields: %s", path, line);
+        const char *reason = line + used;
+        if (strlen(reason) < 2 || reason[strlen(reason) - 1] != '"' ||
+            strchr(reason, '"') != reason + strlen(reason) - 1)
+            fail_msg("%s: bad reason field: %s", path, line);
+        if (row >= nclaims || strcmp(claim, claims[row]))
+            fail_msg("%s: row %zu is claim %s, expected %s", path, row, claim,
+                     row < nclaims ? claims[row] : "none");
+        row++;
+        if (strcmp(verdict, "holds") && strcmp(verdict, "conditional") &&
+            strcmp(verdict, "refuted"))
+            fail_msg("%s: claim %s: verdict '%s'", path, claim, verdict);
+        size_t cl = strlen(cond);
+        if (cl < 1 || cl > 110 || !strcmp(cond, "todo") || !strcmp(fig, "todo"))
+            fail_msg("%s: claim %s: figure '%s', condition '%s'", path, claim, fig, cond);
+        for (size_t i = 0; i < cl; i++)
+            assert_true(cond[i] >= ' ' && cond[i] <= '~');
+        if (fpt_run("test -s '%s/plots/%s.png'", dir, fig) != 0)
+            fail_msg("claim %s names figure %s, but %s/plots/%s.png was not drawn", claim, fig, dir,
+                     fig);
+        size_t k = 0;
+        while (k < nfig && strcmp(figs[k], fig))
+            k++;
+        if (k == nfig) {
+            if (nfig == 3)
+                fail_msg("%s: more than three figures", path);
+            snprintf(figs[nfig++], sizeof figs[0], "%s", fig);
+        }
+    }
+    assert_int_equal(row, nclaims);
+    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir, name);
+    txt = paper_slurp(path);
+    char seen[64][48];
+    size_t nseen = 0;
+    header = 0;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#')
+            continue;
+        if (!header++) {
+            assert_string_equal(line, "key,value");
+            continue;
+        }
+        char key[48], val[64], *end;
+        if (sscanf(line, "%47[A-Za-z],\"%63[^\"]\"", key, val) != 2)
+            fail_msg("%s: bad row %s", path, line);
+        double x = strtod(val, &end);
+        if (*end || !isfinite(x))
+            fail_msg("%s: key %s: '%s' is not a finite number", path, key, val);
+        for (size_t i = 0; i < nseen; i++)
+            if (!strcmp(seen[i], key))
+                fail_msg("%s: key %s twice", path, key);
+        assert_true(nseen < 64);
+        snprintf(seen[nseen++], sizeof seen[0], "%s", key);
+    }
+    for (size_t j = 0; j < nkeys; j++) {
+        size_t i = 0;
+        while (i < nseen && strcmp(seen[i], keys[j]))
+            i++;
+        if (i == nseen)
+            fail_msg("%s: key %s (used by the paper) is missing", path, keys[j]);
+    }
+}
+
+/* the value of one key of DIR/data/NAME_keys.csv */
+static double paper_key(const char *dir, const char *name, const char *key)
+{
+    char path[512], pat[64], val[64];
+    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir, name);
+    snprintf(pat, sizeof pat, "\n%s,\"", key);
+    const char *p = strstr(paper_slurp(path), pat);
+    if (!p || sscanf(p + strlen(pat), "%63[^\"]", val) != 1)
+        fail_msg("%s: no key %s", path, key);
+    return strtod(val, NULL);
+}
+
+/* P1 for the paper: the verdict names its figure and a condition; the keys
+ * sec_training.tex quotes are there; two tasks times three INT4 schemes,
+ * each counted at most once as better or worse */
+static void test_analyses_training_paper(void **state)
+{
+    (void)state;
+    static const char *const claims[] = {"P1"};
+    static const char *const keys[] = {
+        "TrainBetter",      "TrainCases",      "TrainCiRoomClu",     "TrainCiRoomReg",
+        "TrainCluLossBf",   "TrainCluLossFp",  "TrainIntEightShare", "TrainRegChanDiff",
+        "TrainRegChanHi",   "TrainRegChanInc", "TrainRegChanLo",     "TrainRegKurtBf",
+        "TrainRegKurtFp",   "TrainRegLossBf",  "TrainRegLossFp",     "TrainRegMaxRmsBf",
+        "TrainRegMaxRmsFp", "TrainRelDiffMax", "TrainRelDiffMin",    "TrainSeeds",
+        "TrainSteps",       "TrainWorse"};
+    paper_outputs(dir1, "training", claims, 1, keys, sizeof keys / sizeof keys[0]);
+    double n = paper_key(dir1, "training", "TrainCases"),
+           b = paper_key(dir1, "training", "TrainBetter"),
+           w = paper_key(dir1, "training", "TrainWorse");
+    assert_true(n == 6 && b >= 0 && w >= 0 && b + w <= n);
+    /* the interval around a difference contains its point estimate */
+    assert_true(paper_key(dir1, "training", "TrainRegChanLo") <=
+                    paper_key(dir1, "training", "TrainRegChanDiff") &&
+                paper_key(dir1, "training", "TrainRegChanDiff") <=
+                    paper_key(dir1, "training", "TrainRegChanHi"));
+}
+
 /* P1: every trained model is quantized by every scheme.  INT8 per channel
  * has a step 127/7 = 18 times finer than INT4 per channel; the loss increase
  * is first order in the weight error while a model is still training (the
@@ -914,6 +1054,7 @@ int main(void)
         cmocka_unit_test(test_analyses_granularity_bounds),
         cmocka_unit_test(test_analyses_paper_transformers),
         cmocka_unit_test(test_analyses_training_ptq),
+        cmocka_unit_test(test_analyses_training_paper),
     };
     return cmocka_run_group_tests_name("analyses", tests, setup, teardown);
 }

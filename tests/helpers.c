@@ -1,12 +1,17 @@
-/* helpers.c -- test helpers: seeds, random inputs, the independent oracle */
+/* helpers.c -- test helpers: seeds, random inputs, the independent oracle,
+ * shell commands, the check of the paper's inputs */
+#include <ctype.h>
 #include <math.h>
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sys/wait.h>
 
+#include <cmocka.h>
 #include <gmp.h>
 
 #include "helpers.h"
@@ -310,4 +315,221 @@ const char *fpt_builddir(void)
     else
         snprintf(d, sizeof d, ".");
     return d;
+}
+
+/* ---- the paper's inputs ---------------------------------------------------- */
+
+/* the whole file, NUL-terminated (caller frees); fails the test when unreadable */
+static char *paper_slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        fail_msg("cannot read %s", path);
+    char *b = NULL;
+    size_t n = 0, cap = 0, got;
+    do {
+        if (cap - n < 4096) {
+            cap = 2 * cap + 8192;
+            b = realloc(b, cap);
+            assert_non_null(b);
+        }
+        got = fread(b + n, 1, cap - n - 1, fp);
+        n += got;
+    } while (got > 0);
+    fclose(fp);
+    b[n] = '\0';
+    return b;
+}
+
+/* the next line that is not a comment, as strtok_r (txt on the first call) */
+static char *paper_line(char *txt, char **save)
+{
+    char *line;
+    while ((line = strtok_r(txt, "\n", save)) && line[0] == '#')
+        txt = NULL;
+    return line;
+}
+
+typedef struct {
+    char claim[32], verdict[16], figure[64], cond[256];
+    size_t reason_len;
+} paper_row_t;
+
+/* the rows of DIR/data/NAME_verdicts.csv (header and field syntax checked) */
+static size_t paper_verdicts(const char *dir, const char *name, paper_row_t *v, size_t cap,
+                             char *path, size_t np)
+{
+    snprintf(path, np, "%s/data/%s_verdicts.csv", dir, name);
+    char *txt = paper_slurp(path), *save = NULL, *line = paper_line(txt, &save);
+    if (!line || strcmp(line, "claim,verdict,figure,condition,reason"))
+        fail_msg("%s: header '%s'", path, line ? line : "");
+    size_t n = 0;
+    while ((line = paper_line(NULL, &save))) {
+        if (n == cap)
+            fail_msg("%s: more than %zu rows", path, cap);
+        /* claim,verdict,figure,"condition","reason": no quote inside a field */
+        paper_row_t *r = &v[n++];
+        int used = 0;
+        if (sscanf(line, "%31[^,],%15[^,],%63[^,],\"%255[^\"]\",\"%n", r->claim, r->verdict,
+                   r->figure, r->cond, &used) != 4 ||
+            !used)
+            fail_msg("%s: not claim,verdict,figure,\"condition\",\"reason\": %s", path, line);
+        char *q = strchr(line + used, '"');
+        if (!q || q[1])
+            fail_msg("%s: the reason is not one quoted field: %s", path, line);
+        r->reason_len = (size_t)(q - (line + used));
+    }
+    free(txt);
+    return n;
+}
+
+typedef struct {
+    char key[48], value[64];
+} paper_kv_t;
+
+/* the rows of DIR/data/NAME_keys.csv (header, syntax, unique keys of one
+ * prefix, values that are numbers all checked) */
+static size_t paper_keys(const char *dir, const char *name, paper_kv_t *kv, char *path, size_t np)
+{
+    snprintf(path, np, "%s/data/%s_keys.csv", dir, name);
+    char *txt = paper_slurp(path), *save = NULL, *line = paper_line(txt, &save);
+    if (!line || strcmp(line, "key,value"))
+        fail_msg("%s: header '%s'", path, line ? line : "");
+    size_t n = 0, lp = 0;
+    while ((line = paper_line(NULL, &save))) {
+        if (n == 64)
+            fail_msg("%s: more than 64 keys", path);
+        paper_kv_t *r = &kv[n];
+        int used = 0;
+        char *end;
+        if (sscanf(line, "%47[A-Za-z],\"%63[^\"]\"%n", r->key, r->value, &used) != 2 || !used ||
+            line[used] || !isupper((unsigned char)r->key[0]))
+            fail_msg("%s: not Key,\"value\": %s", path, line);
+        /* the prefix: the capital and the lower-case letters after it */
+        size_t l = 1 + strspn(r->key + 1, "abcdefghijklmnopqrstuvwxyz");
+        if (n == 0)
+            lp = l;
+        if (l != lp || strncmp(r->key, kv[0].key, lp))
+            fail_msg("%s: key %s, but %s has the prefix %.*s", path, r->key, kv[0].key, (int)lp,
+                     kv[0].key);
+        (void)strtod(r->value, &end);
+        if (end == r->value || *end)
+            fail_msg("%s: key %s: '%s' is not a number", path, r->key, r->value);
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(kv[i].key, r->key))
+                fail_msg("%s: key %s twice", path, r->key);
+        n++;
+    }
+    free(txt);
+    return n;
+}
+
+/* DIR/plots/FIGURE.EXT: a file of more than 1000 bytes that starts with magic */
+static void paper_drawn(const char *dir, const char *claim, const char *fig, const char *ext,
+                        const char *magic)
+{
+    char path[4200], head[4] = {0};
+    snprintf(path, sizeof path, "%s/plots/%s.%s", dir, fig, ext);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        fail_msg("%s names figure %s, but %s was not drawn", claim, fig, path);
+    size_t got = fread(head, 1, 4, fp);
+    fseek(fp, 0, SEEK_END);
+    long size = ftell(fp);
+    fclose(fp);
+    if (got != 4 || memcmp(head, magic, 4) || size <= 1000)
+        fail_msg("%s (figure of %s): not a %s of more than 1000 bytes", path, claim, ext);
+}
+
+void fpt_paper_outputs(const char *dir, const char *name, const char *printed,
+                       const char *const *claims, size_t nclaims, const char *const *keys,
+                       size_t nkeys)
+{
+    char path[4200], figs[3][64];
+    paper_row_t v[16];
+    size_t n = paper_verdicts(dir, name, v, 16, path, sizeof path), nfig = 0;
+    size_t lp = strcspn(name, "_"); /* figures begin with NAME up to its first '_' */
+    for (size_t i = 0; i < n; i++) {
+        const paper_row_t *r = &v[i];
+        if (i >= nclaims || strcmp(r->claim, claims[i]))
+            fail_msg("%s: row %zu is claim %s, expected %s", path, i + 1, r->claim,
+                     i < nclaims ? claims[i] : "no more rows");
+        if (strcmp(r->verdict, "holds") && strcmp(r->verdict, "conditional") &&
+            strcmp(r->verdict, "refuted"))
+            fail_msg("%s: %s: verdict '%s'", path, r->claim, r->verdict);
+        if (printed) {
+            char want[64];
+            snprintf(want, sizeof want, "verdict %.31s %.15s ", r->claim, r->verdict);
+            if (!strstr(printed, want))
+                fail_msg("%s: %s is %s, but the run printed no '%s...' line", path, r->claim,
+                         r->verdict, want);
+        }
+        const char *fig = r->figure;
+        if (strspn(fig, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(fig) ||
+            !strcmp(fig, "todo") || strncmp(fig, name, lp) || (fig[lp] && fig[lp] != '_'))
+            fail_msg("%s: %s: figure '%s' is not a plot of %s", path, r->claim, fig, name);
+        paper_drawn(dir, r->claim, fig, "png", "\x89PNG");
+        paper_drawn(dir, r->claim, fig, "pdf", "%PDF");
+        size_t k = 0;
+        while (k < nfig && strcmp(figs[k], fig))
+            k++;
+        if (k == nfig) {
+            if (nfig == 3)
+                fail_msg("%s: more than three figures", path);
+            snprintf(figs[nfig++], sizeof figs[0], "%s", fig);
+        }
+        size_t cl = strlen(r->cond);
+        if (cl < 1 || cl > 110 || !strcmp(r->cond, "todo"))
+            fail_msg("%s: %s: condition of %zu characters: '%s'", path, r->claim, cl, r->cond);
+        for (size_t c = 0; c < cl; c++)
+            if (r->cond[c] < ' ' || r->cond[c] > '~')
+                fail_msg("%s: %s: condition with a byte %d", path, r->claim, r->cond[c]);
+        if (r->reason_len <= 20)
+            fail_msg("%s: %s: a reason of %zu characters", path, r->claim, r->reason_len);
+    }
+    if (n != nclaims)
+        fail_msg("%s: %zu rows for %zu claims", path, n, nclaims);
+    paper_kv_t kv[64];
+    size_t nkv = paper_keys(dir, name, kv, path, sizeof path);
+    for (size_t j = 0; j < nkeys; j++) {
+        size_t i = 0;
+        while (i < nkv && strcmp(kv[i].key, keys[j]))
+            i++;
+        if (i == nkv)
+            fail_msg("%s: key %s (used by the paper) is missing", path, keys[j]);
+    }
+}
+
+double fpt_paper_key(const char *dir, const char *name, const char *key)
+{
+    char path[4200];
+    paper_kv_t kv[64];
+    size_t n = paper_keys(dir, name, kv, path, sizeof path);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(kv[i].key, key))
+            return strtod(kv[i].value, NULL);
+    fail_msg("%s: no key %s", path, key);
+    return NAN;
+}
+
+void fpt_paper_finite(const char *dir, const char *name, const char *const *keys, size_t nkeys)
+{
+    for (size_t i = 0; i < nkeys; i++) {
+        double x = fpt_paper_key(dir, name, keys[i]);
+        if (!isfinite(x))
+            fail_msg("%s/data/%s_keys.csv: key %s is %g, not finite", dir, name, keys[i], x);
+    }
+}
+
+const char *fpt_paper_condition(const char *dir, const char *name, const char *claim)
+{
+    static char cond[256];
+    char path[4200];
+    paper_row_t v[16];
+    size_t n = paper_verdicts(dir, name, v, 16, path, sizeof path);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v[i].claim, claim))
+            return strcpy(cond, v[i].cond);
+    fail_msg("%s: no claim %s", path, claim);
+    return NULL;
 }

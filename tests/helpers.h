@@ -1,5 +1,5 @@
-/* helpers.h -- shared helpers of the fplab tests: seeds, random doubles, and
- * an independent rounding oracle */
+/* helpers.h -- shared helpers of the fplab tests: seeds, random doubles, an
+ * independent rounding oracle, shell commands, the check of the paper's inputs */
 #ifndef FPL_TEST_HELPERS_H
 #define FPL_TEST_HELPERS_H
 
@@ -73,5 +73,41 @@ int fpt_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * analysis programs are in BUILDDIR/analyses. */
 const char *fpt_fplab(void);
 const char *fpt_builddir(void);
+
+/* ---- the paper's inputs (issue 14) --------------------------------------
+ * What an analysis NAME run with --out DIR leaves for the paper.  These fail
+ * the calling cmocka test at the first fault, naming the file and the row.
+ *
+ * fpt_paper_outputs checks
+ *  DIR/data/NAME_verdicts.csv: the header claim,verdict,figure,condition,
+ *   reason, then exactly one row per claim of `claims`, in that order; each
+ *   row is claim,verdict,figure,"condition","reason" with no quote inside a
+ *   quoted field; the verdict is holds, conditional or refuted, and when
+ *   `printed` (the run's standard output) is not NULL it holds the line
+ *   "verdict CLAIM VERDICT ..."; the figure is [a-z0-9_]+, not "todo",
+ *   begins with NAME up to its first '_' ("vae" for vae_head), and gnuplot
+ *   drew it: DIR/plots/FIGURE.png and .pdf are a PNG and a PDF of more than
+ *   1000 bytes; at most three distinct figures; the condition is 1 to 110
+ *   printable ASCII characters and not "todo"; the reason has more than 20.
+ *  DIR/data/NAME_keys.csv: the header key,value, then at most 64 rows
+ *   Key,"value"; a key is letters only, starts with a capital, appears once,
+ *   and all keys share one prefix (the capital and the lower-case letters
+ *   after it: Dot, Res, Vh, ...); the value is a number that strtod parses
+ *   whole (nan and inf included: at --quick some keys are nan); every key
+ *   of `keys` is there. */
+void fpt_paper_outputs(const char *dir, const char *name, const char *printed,
+                       const char *const *claims, size_t nclaims, const char *const *keys,
+                       size_t nkeys);
+
+/* The value of KEY in DIR/data/NAME_keys.csv (present once, parsed whole by
+ * strtod); it may be nan or inf: assert finiteness where a test needs it. */
+double fpt_paper_key(const char *dir, const char *name, const char *key);
+
+/* Every key of `keys` is in DIR/data/NAME_keys.csv with a finite value. */
+void fpt_paper_finite(const char *dir, const char *name, const char *const *keys, size_t nkeys);
+
+/* The condition of CLAIM in DIR/data/NAME_verdicts.csv, in a buffer that the
+ * next call overwrites. */
+const char *fpt_paper_condition(const char *dir, const char *name, const char *claim);
 
 #endif

@@ -665,113 +665,24 @@ static void test_analyses_granularity_bounds(void **state)
 }
 
 /* ---- the paper interface of T1, T2, T3, T5 (issue 14) ---------------------
- * NAME_verdicts.csv has the five columns; each verdict names a figure the
- * run drew (plots/FIGURE.png and .pdf) and a one-line condition; the verdict
- * matches the printed line; NAME_keys.csv holds every key number that
- * paper/sec_transformers.tex quotes, each a number. */
-typedef struct {
-    char claim[32], verdict[16], figure[64], cond[256];
-} vrow_t;
-
-static size_t read_verdicts(const char *name, vrow_t *v, size_t cap)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/data/%s_verdicts.csv", dir1, name);
-    char *txt = slurp(path), *save = NULL;
-    size_t k = 0;
-    int header = 0;
-    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (line[0] == '#')
-            continue;
-        if (!header) {
-            assert_string_equal(line, "claim,verdict,figure,condition,reason");
-            header = 1;
-            continue;
-        }
-        if (k == cap)
-            fail_msg("%s: more verdicts than expected", name);
-        int end = 0;
-        if (sscanf(line, "%31[^,],%15[^,],%63[^,],\"%255[^\"]\",\"%n", v[k].claim, v[k].verdict,
-                   v[k].figure, v[k].cond, &end) != 4 || !end)
-            fail_msg("%s: bad verdict row: %s", name, line);
-        size_t rl = strlen(line + end);
-        if (rl < 2 || line[end + rl - 1] != '"')
-            fail_msg("%s: reason not quoted: %s", name, line);
-        k++;
-    }
-    assert_true(header);
-    free(txt);
-    return k;
-}
-
+ * fpt_paper_outputs checks the verdicts against the printed lines, their
+ * drawn figures and conditions, and the keys paper/sec_transformers.tex
+ * quotes; here, in addition, each condition carries a measured number. */
 static void check_paper(const char *name, const char *out, const char *const *claims,
-                        size_t nclaims, const char *prefix, const char *const *keys, size_t nkeys)
+                        size_t nclaims, const char *const *keys, size_t nkeys)
 {
-    vrow_t v[8];
-    size_t n = read_verdicts(name, v, 8);
-    assert_int_equal(n, nclaims);
-    for (size_t i = 0; i < n; i++) {
-        assert_string_equal(v[i].claim, claims[i]);
-        assert_true(!strcmp(v[i].verdict, "holds") || !strcmp(v[i].verdict, "conditional") ||
-                    !strcmp(v[i].verdict, "refuted"));
-        char line[128];
-        snprintf(line, sizeof line, "verdict %.31s %.15s ", v[i].claim, v[i].verdict);
-        if (!strstr(out, line))
-            fail_msg("%s: printed verdict differs from the CSV (%s)", name, line);
-        /* a figure of this analysis that the run drew, not a placeholder */
-        assert_true(!strncmp(v[i].figure, name, strlen(name)));
-        const char *ext[] = {"png", "pdf"};
-        for (int e = 0; e < 2; e++) {
-            char path[320];
-            snprintf(path, sizeof path, "%s/plots/%s.%s", dir1, v[i].figure, ext[e]);
-            FILE *fp = fopen(path, "rb");
-            if (!fp)
-                fail_msg("%s names figure %s, but %s is missing", v[i].claim, v[i].figure, path);
-            fseek(fp, 0, SEEK_END);
-            assert_true(ftell(fp) > 1000);
-            fclose(fp);
-        }
-        size_t cl = strlen(v[i].cond);
-        assert_true(cl >= 10 && cl <= 110);
-        assert_null(strstr(v[i].cond, "todo"));
-        for (size_t c = 0; c < cl; c++)
-            assert_true(v[i].cond[c] >= ' ' && v[i].cond[c] <= '~');
-        /* computed: a condition carries at least one measured number */
-        assert_non_null(strpbrk(v[i].cond, "0123456789"));
+    fpt_paper_outputs(dir1, name, out, claims, nclaims, keys, nkeys);
+    for (size_t i = 0; i < nclaims; i++) {
+        const char *cond = fpt_paper_condition(dir1, name, claims[i]);
+        if (strlen(cond) < 10 || !strpbrk(cond, "0123456789"))
+            fail_msg("%s: %s: condition '%s' carries no measured number", name, claims[i], cond);
     }
-    char path[256];
-    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir1, name);
-    char *txt = slurp(path);
-    assert_non_null(strstr(txt, "\nkey,value\n"));
-    for (size_t k = 0; k < nkeys; k++) {
-        assert_true(!strncmp(keys[k], prefix, strlen(prefix)));
-        char pat[96];
-        snprintf(pat, sizeof pat, "\n%s,\"", keys[k]);
-        const char *at = strstr(txt, pat);
-        if (!at)
-            fail_msg("%s: key %s (quoted by the paper) missing", path, keys[k]);
-        at += strlen(pat);
-        char *end;
-        strtod(at, &end);
-        if (end == at || *end != '"')
-            fail_msg("%s: key %s is not a number", path, keys[k]);
-    }
-    free(txt);
 }
 
-/* a key's value as a double */
+/* a key's value as a double (nan allowed at --quick) */
 static double key_of(const char *name, const char *key)
 {
-    char path[256], pat[96];
-    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir1, name);
-    snprintf(pat, sizeof pat, "\n%s,\"", key);
-    char *txt = slurp(path);
-    const char *at = strstr(txt, pat);
-    if (!at)
-        fail_msg("%s: no key %s", path, key);
-    double x = strtod(at + strlen(pat), NULL);
-    free(txt);
-    return x;
+    return fpt_paper_key(dir1, name, key);
 }
 
 static void test_analyses_paper_transformers(void **state)
@@ -808,11 +719,10 @@ static void test_analyses_paper_transformers(void **state)
         "GranEightStudent", "GranEightTensorOutlier", "GranFourChannel", "GranFourGroup",
         "GranFourTensor", "GranQEightStudent", "GranRows", "GranTokens"};
 #define N_(a) (sizeof a / sizeof a[0])
-    check_paper("dot", out1, dot_claims, N_(dot_claims), "Dot", dot_keys, N_(dot_keys));
-    check_paper("residual", out_res, res_claims, N_(res_claims), "Res", res_keys, N_(res_keys));
-    check_paper("layernorm", out_ln, ln_claims, N_(ln_claims), "Ln", ln_keys, N_(ln_keys));
-    check_paper("granularity", out_gr, gran_claims, N_(gran_claims), "Gran", gran_keys,
-                N_(gran_keys));
+    check_paper("dot", out1, dot_claims, N_(dot_claims), dot_keys, N_(dot_keys));
+    check_paper("residual", out_res, res_claims, N_(res_claims), res_keys, N_(res_keys));
+    check_paper("layernorm", out_ln, ln_claims, N_(ln_claims), ln_keys, N_(ln_keys));
+    check_paper("granularity", out_gr, gran_claims, N_(gran_claims), gran_keys, N_(gran_keys));
 #undef N_
     /* the counts partition what they count */
     assert_true(key_of("dot", "DotSqrtN") + key_of("dot", "DotFaster") +
@@ -859,120 +769,6 @@ static void test_analyses_paper_transformers(void **state)
                     key_of("granularity", "GranFourGroup") + 0.1);
 }
 
-/* ---- the paper's inputs ----------------------------------------------------
- * DIR/data/NAME_verdicts.csv has the five columns, one row per claim in
- * `claims` (in order), a known verdict, a figure that was drawn as
- * DIR/plots/FIGURE.png (at most three distinct figures) and a condition of 1
- * to 110 printable characters; DIR/data/NAME_keys.csv defines every key in
- * `keys`, each once, with a finite number as its value. */
-static char *paper_slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        fail_msg("cannot read %s", path);
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    return buf;
-}
-
-static void paper_outputs(const char *dir, const char *name, const char *const *claims,
-                          size_t nclaims, const char *const *keys, size_t nkeys)
-{
-    char path[512], figs[3][64];
-    size_t nfig = 0, row = 0;
-    snprintf(path, sizeof path, "%s/data/%s_verdicts.csv", dir, name);
-    char *save = NULL, *txt = paper_slurp(path);
-    int header = 0;
-    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (line[0] == '#')
-            continue;
-        if (!header++) {
-            assert_string_equal(line, "claim,verdict,figure,condition,reason");
-            continue;
-        }
-        /* claim,verdict,figure,"condition","reason": no quote inside a field */
-        char claim[32], verdict[32], fig[64], cond[256];
-        int used = 0;
-        if (sscanf(line, "%31[^,],%31[^,],%63[^,],\"%255[^\"]\",\"%n", claim, verdict, fig, cond,
-                   &used) != 4 ||
-            used == 0)
-            fail_msg("%s: not five fields: %s", path, line);
-        const char *reason = line + used;
-        if (strlen(reason) < 2 || reason[strlen(reason) - 1] != '"' ||
-            strchr(reason, '"') != reason + strlen(reason) - 1)
-            fail_msg("%s: bad reason field: %s", path, line);
-        if (row >= nclaims || strcmp(claim, claims[row]))
-            fail_msg("%s: row %zu is claim %s, expected %s", path, row, claim,
-                     row < nclaims ? claims[row] : "none");
-        row++;
-        if (strcmp(verdict, "holds") && strcmp(verdict, "conditional") &&
-            strcmp(verdict, "refuted"))
-            fail_msg("%s: claim %s: verdict '%s'", path, claim, verdict);
-        size_t cl = strlen(cond);
-        if (cl < 1 || cl > 110 || !strcmp(cond, "todo") || !strcmp(fig, "todo"))
-            fail_msg("%s: claim %s: figure '%s', condition '%s'", path, claim, fig, cond);
-        for (size_t i = 0; i < cl; i++)
-            assert_true(cond[i] >= ' ' && cond[i] <= '~');
-        if (fpt_run("test -s '%s/plots/%s.png'", dir, fig) != 0)
-            fail_msg("claim %s names figure %s, but %s/plots/%s.png was not drawn", claim, fig, dir,
-                     fig);
-        size_t k = 0;
-        while (k < nfig && strcmp(figs[k], fig))
-            k++;
-        if (k == nfig) {
-            if (nfig == 3)
-                fail_msg("%s: more than three figures", path);
-            snprintf(figs[nfig++], sizeof figs[0], "%s", fig);
-        }
-    }
-    assert_int_equal(row, nclaims);
-    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir, name);
-    txt = paper_slurp(path);
-    char seen[64][48];
-    size_t nseen = 0;
-    header = 0;
-    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (line[0] == '#')
-            continue;
-        if (!header++) {
-            assert_string_equal(line, "key,value");
-            continue;
-        }
-        char key[48], val[64], *end;
-        if (sscanf(line, "%47[A-Za-z],\"%63[^\"]\"", key, val) != 2)
-            fail_msg("%s: bad row %s", path, line);
-        double x = strtod(val, &end);
-        if (*end || !isfinite(x))
-            fail_msg("%s: key %s: '%s' is not a finite number", path, key, val);
-        for (size_t i = 0; i < nseen; i++)
-            if (!strcmp(seen[i], key))
-                fail_msg("%s: key %s twice", path, key);
-        assert_true(nseen < 64);
-        snprintf(seen[nseen++], sizeof seen[0], "%s", key);
-    }
-    for (size_t j = 0; j < nkeys; j++) {
-        size_t i = 0;
-        while (i < nseen && strcmp(seen[i], keys[j]))
-            i++;
-        if (i == nseen)
-            fail_msg("%s: key %s (used by the paper) is missing", path, keys[j]);
-    }
-}
-
-/* the value of one key of DIR/data/NAME_keys.csv */
-static double paper_key(const char *dir, const char *name, const char *key)
-{
-    char path[512], pat[64], val[64];
-    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir, name);
-    snprintf(pat, sizeof pat, "\n%s,\"", key);
-    const char *p = strstr(paper_slurp(path), pat);
-    if (!p || sscanf(p + strlen(pat), "%63[^\"]", val) != 1)
-        fail_msg("%s: no key %s", path, key);
-    return strtod(val, NULL);
-}
-
 /* P1 for the paper: the verdict names its figure and a condition; the keys
  * sec_training.tex quotes are there; two tasks times three INT4 schemes,
  * each counted at most once as better or worse */
@@ -987,16 +783,14 @@ static void test_analyses_training_paper(void **state)
         "TrainRegKurtFp",   "TrainRegLossBf",  "TrainRegLossFp",     "TrainRegMaxRmsBf",
         "TrainRegMaxRmsFp", "TrainRelDiffMax", "TrainRelDiffMin",    "TrainSeeds",
         "TrainSteps",       "TrainWorse"};
-    paper_outputs(dir1, "training", claims, 1, keys, sizeof keys / sizeof keys[0]);
-    double n = paper_key(dir1, "training", "TrainCases"),
-           b = paper_key(dir1, "training", "TrainBetter"),
-           w = paper_key(dir1, "training", "TrainWorse");
+    fpt_paper_outputs(dir1, "training", out_tr, claims, 1, keys, sizeof keys / sizeof keys[0]);
+    fpt_paper_finite(dir1, "training", keys, sizeof keys / sizeof keys[0]);
+    double n = key_of("training", "TrainCases"), b = key_of("training", "TrainBetter"),
+           w = key_of("training", "TrainWorse");
     assert_true(n == 6 && b >= 0 && w >= 0 && b + w <= n);
     /* the interval around a difference contains its point estimate */
-    assert_true(paper_key(dir1, "training", "TrainRegChanLo") <=
-                    paper_key(dir1, "training", "TrainRegChanDiff") &&
-                paper_key(dir1, "training", "TrainRegChanDiff") <=
-                    paper_key(dir1, "training", "TrainRegChanHi"));
+    assert_true(key_of("training", "TrainRegChanLo") <= key_of("training", "TrainRegChanDiff") &&
+                key_of("training", "TrainRegChanDiff") <= key_of("training", "TrainRegChanHi"));
 }
 
 /* P1: every trained model is quantized by every scheme.  INT8 per channel

@@ -237,14 +237,17 @@ static void test_near_tie_flips_as_predicted(void **state)
 
 /* ---- the analysis ------------------------------------------------------------- */
 static char dir1[] = "/tmp/fplab-dec1-XXXXXX", dir2[] = "/tmp/fplab-dec2-XXXXXX";
+static char out1[65536]; /* the standard output of the run in dir1 */
 
 static int setup(void **state)
 {
     (void)state;
     if (!mkdtemp(dir1) || !mkdtemp(dir2))
         return -1;
-    if (fpt_run("'%s/analyses/decisions' --quick --out '%s' --threads 1 >/dev/null", fpt_builddir(), dir1) ||
-        fpt_run("'%s/analyses/decisions' --quick --out '%s' --threads 2 >/dev/null", fpt_builddir(), dir2))
+    if (fpt_sh(out1, sizeof out1, "'%s/analyses/decisions' --quick --out '%s' --threads 1",
+               fpt_builddir(), dir1) ||
+        fpt_run("'%s/analyses/decisions' --quick --out '%s' --threads 2 >/dev/null", fpt_builddir(),
+                dir2))
         return -1;
     return 0;
 }
@@ -378,135 +381,6 @@ static void test_decisions_chains(void **state)
     assert_true(last32 < 1e-4 && last16b > 100 * last32);
 }
 
-/* ---- the paper's interface: verdicts name a drawn figure and a short
- * condition; the key numbers the paper's sections quote are recorded ---- */
-
-/* the fields of one CSV line: quoted fields hold no quote (the writer
- * turns them into apostrophes); returns the number of fields */
-static int paper_fields(char *line, char **f, int max)
-{
-    int n = 0;
-    char *p = line;
-    while (n < max) {
-        if (*p == '"') {
-            char *e = strchr(p + 1, '"');
-            if (!e)
-                return -1;
-            *e = '\0';
-            f[n++] = p + 1;
-            p = e + 1;
-        } else {
-            f[n++] = p;
-            p += strcspn(p, ",");
-        }
-        if (*p != ',') {
-            if (*p)
-                return -1;
-            break;
-        }
-        *p++ = '\0';
-    }
-    return n;
-}
-
-/* DIR/data/NAME_verdicts.csv: the header of five columns, one row per
- * claim of `claims` (in that order), a known verdict, a figure drawn as
- * DIR/plots/FIGURE.png, a condition of 1..110 printable characters and a
- * non-empty reason */
-static void paper_check_verdicts(const char *dir, const char *name, const char *const *claims,
-                                 size_t nclaims)
-{
-    char path[4200], line[8192];
-    snprintf(path, sizeof path, "%s/data/%s_verdicts.csv", dir, name);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        fail_msg("cannot read %s", path);
-    int header = 1;
-    size_t rows = 0;
-    while (fgets(line, sizeof line, fp)) {
-        if (line[0] == '#')
-            continue;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (header) {
-            assert_string_equal(line, "claim,verdict,figure,condition,reason");
-            header = 0;
-            continue;
-        }
-        char *f[8] = {0};
-        int n = paper_fields(line, f, 8);
-        if (n != 5)
-            fail_msg("%s: a row of %d fields", path, n);
-        if (rows >= nclaims || strcmp(f[0], claims[rows]))
-            fail_msg("%s: unexpected claim %s", path, f[0]);
-        rows++;
-        if (strcmp(f[1], "holds") && strcmp(f[1], "conditional") && strcmp(f[1], "refuted"))
-            fail_msg("%s: %s: verdict '%s'", path, f[0], f[1]);
-        assert_true(*f[2] && strspn(f[2], "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(f[2]));
-        assert_true(strcmp(f[2], "todo") != 0);
-        char png[4400];
-        snprintf(png, sizeof png, "%s/plots/%s.png", dir, f[2]);
-        FILE *pf = fopen(png, "rb");
-        if (!pf)
-            fail_msg("%s: %s names figure %s, but %s was not drawn", path, f[0], f[2], png);
-        unsigned char magic[4] = {0};
-        size_t got = fread(magic, 1, 4, pf);
-        fclose(pf);
-        assert_true(got == 4 && magic[1] == 'P' && magic[2] == 'N' && magic[3] == 'G');
-        size_t cl = strlen(f[3]);
-        if (cl < 1 || cl > 110 || strcmp(f[3], "todo") == 0)
-            fail_msg("%s: %s: condition of %zu characters: '%s'", path, f[0], cl, f[3]);
-        for (const char *c = f[3]; *c; c++)
-            assert_true(*c >= ' ' && *c <= '~');
-        assert_true(strlen(f[4]) > 20);
-    }
-    fclose(fp);
-    assert_false(header);
-    assert_int_equal(rows, nclaims);
-}
-
-/* the value of KEY in DIR/data/NAME_keys.csv: present once, and a number */
-static double paper_key(const char *dir, const char *name, const char *key)
-{
-    char path[4200], line[1024];
-    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir, name);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        fail_msg("cannot read %s", path);
-    int header = 1, found = 0;
-    double v = NAN;
-    while (fgets(line, sizeof line, fp)) {
-        if (line[0] == '#')
-            continue;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (header) {
-            assert_string_equal(line, "key,value");
-            header = 0;
-            continue;
-        }
-        char *f[4] = {0};
-        if (paper_fields(line, f, 4) != 2)
-            fail_msg("%s: bad row '%s'", path, line);
-        if (strcmp(f[0], key))
-            continue;
-        found++;
-        char *end;
-        v = strtod(f[1], &end);
-        if (end == f[1] || *end || !isfinite(v))
-            fail_msg("%s: %s = '%s' is not a finite number", path, key, f[1]);
-    }
-    fclose(fp);
-    if (found != 1)
-        fail_msg("%s: key %s appears %d times", path, key, found);
-    return v;
-}
-
-/* every key of the list present, a finite number */
-static void paper_check_keys(const char *dir, const char *name, const char *const *keys, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        (void)paper_key(dir, name, keys[i]);
-}
-
 /* the paper's interface: T4 names a drawn figure and a short condition;
  * every key number the paper's section quotes is there, and they agree
  * with each other, with the data and with the formats' precisions */
@@ -514,7 +388,6 @@ static void test_decisions_paper(void **state)
 {
     (void)state;
     static const char *const claims[] = {"T4"};
-    paper_check_verdicts(dir1, "decisions", claims, 1);
     static const char *const keys[] = {
         "DecAgreeBf",    "DecAgreeIntFour", "DecAgreeQEight", "DecAgreeQFourK", "DecBandBf",
         "DecBandBfPred", "DecBandWide",     "DecBandWidePred", "DecBins",       "DecBinsOk",
@@ -523,8 +396,9 @@ static void test_decisions_paper(void **state)
         "DecStallBf",    "DecStallHalf",    "DecStallHalfNats", "DecStepNats",  "DecTempMin",
         "DecTieBf",      "DecTieHalf",      "DecTopK",        "DecTruthNats",   "DecUnderSingle",
         "DecVocab"};
-    paper_check_keys(dir1, "decisions", keys, sizeof keys / sizeof keys[0]);
-#define K(k) paper_key(dir1, "decisions", k)
+    fpt_paper_outputs(dir1, "decisions", out1, claims, 1, keys, sizeof keys / sizeof keys[0]);
+    fpt_paper_finite(dir1, "decisions", keys, sizeof keys / sizeof keys[0]);
+#define K(k) fpt_paper_key(dir1, "decisions", k)
     assert_true(K("DecBins") > 0 && K("DecBinsOk") <= K("DecBins"));
     static const char *const pct[] = {"DecAgreeBf", "DecAgreeIntFour", "DecAgreeQEight",
                                       "DecAgreeQFourK", "DecTieBf", "DecTieHalf", "DecBandBf",

@@ -420,135 +420,6 @@ static char *slurp(const char *path)
     return b;
 }
 
-/* ---- the paper's interface: verdicts name a drawn figure and a short
- * condition; the key numbers the paper's sections quote are recorded ---- */
-
-/* the fields of one CSV line: quoted fields hold no quote (the writer
- * turns them into apostrophes); returns the number of fields */
-static int paper_fields(char *line, char **f, int max)
-{
-    int n = 0;
-    char *p = line;
-    while (n < max) {
-        if (*p == '"') {
-            char *e = strchr(p + 1, '"');
-            if (!e)
-                return -1;
-            *e = '\0';
-            f[n++] = p + 1;
-            p = e + 1;
-        } else {
-            f[n++] = p;
-            p += strcspn(p, ",");
-        }
-        if (*p != ',') {
-            if (*p)
-                return -1;
-            break;
-        }
-        *p++ = '\0';
-    }
-    return n;
-}
-
-/* DIR/data/NAME_verdicts.csv: the header of five columns, one row per
- * claim of `claims` (in that order), a known verdict, a figure drawn as
- * DIR/plots/FIGURE.png, a condition of 1..110 printable characters and a
- * non-empty reason */
-static void paper_check_verdicts(const char *dir, const char *name, const char *const *claims,
-                                 size_t nclaims)
-{
-    char path[4200], line[8192];
-    snprintf(path, sizeof path, "%s/data/%s_verdicts.csv", dir, name);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        fail_msg("cannot read %s", path);
-    int header = 1;
-    size_t rows = 0;
-    while (fgets(line, sizeof line, fp)) {
-        if (line[0] == '#')
-            continue;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (header) {
-            assert_string_equal(line, "claim,verdict,figure,condition,reason");
-            header = 0;
-            continue;
-        }
-        char *f[8] = {0};
-        int n = paper_fields(line, f, 8);
-        if (n != 5)
-            fail_msg("%s: a row of %d fields", path, n);
-        if (rows >= nclaims || strcmp(f[0], claims[rows]))
-            fail_msg("%s: unexpected claim %s", path, f[0]);
-        rows++;
-        if (strcmp(f[1], "holds") && strcmp(f[1], "conditional") && strcmp(f[1], "refuted"))
-            fail_msg("%s: %s: verdict '%s'", path, f[0], f[1]);
-        assert_true(*f[2] && strspn(f[2], "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(f[2]));
-        assert_true(strcmp(f[2], "todo") != 0);
-        char png[4400];
-        snprintf(png, sizeof png, "%s/plots/%s.png", dir, f[2]);
-        FILE *pf = fopen(png, "rb");
-        if (!pf)
-            fail_msg("%s: %s names figure %s, but %s was not drawn", path, f[0], f[2], png);
-        unsigned char magic[4] = {0};
-        size_t got = fread(magic, 1, 4, pf);
-        fclose(pf);
-        assert_true(got == 4 && magic[1] == 'P' && magic[2] == 'N' && magic[3] == 'G');
-        size_t cl = strlen(f[3]);
-        if (cl < 1 || cl > 110 || strcmp(f[3], "todo") == 0)
-            fail_msg("%s: %s: condition of %zu characters: '%s'", path, f[0], cl, f[3]);
-        for (const char *c = f[3]; *c; c++)
-            assert_true(*c >= ' ' && *c <= '~');
-        assert_true(strlen(f[4]) > 20);
-    }
-    fclose(fp);
-    assert_false(header);
-    assert_int_equal(rows, nclaims);
-}
-
-/* the value of KEY in DIR/data/NAME_keys.csv: present once, and a number */
-static double paper_key(const char *dir, const char *name, const char *key)
-{
-    char path[4200], line[1024];
-    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir, name);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        fail_msg("cannot read %s", path);
-    int header = 1, found = 0;
-    double v = NAN;
-    while (fgets(line, sizeof line, fp)) {
-        if (line[0] == '#')
-            continue;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (header) {
-            assert_string_equal(line, "key,value");
-            header = 0;
-            continue;
-        }
-        char *f[4] = {0};
-        if (paper_fields(line, f, 4) != 2)
-            fail_msg("%s: bad row '%s'", path, line);
-        if (strcmp(f[0], key))
-            continue;
-        found++;
-        char *end;
-        v = strtod(f[1], &end);
-        if (end == f[1] || *end || !isfinite(v))
-            fail_msg("%s: %s = '%s' is not a finite number", path, key, f[1]);
-    }
-    fclose(fp);
-    if (found != 1)
-        fail_msg("%s: key %s appears %d times", path, key, found);
-    return v;
-}
-
-/* every key of the list present, a finite number */
-static void paper_check_keys(const char *dir, const char *name, const char *const *keys, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        (void)paper_key(dir, name, keys[i]);
-}
-
 /* --quick with 1 and 2 threads: byte-identical data */
 static void test_diffusion_thread_independent(void **state)
 {
@@ -598,7 +469,6 @@ static void test_diffusion_thread_independent(void **state)
     /* the paper's interface: three verdicts with drawn figures and short
      * conditions, the key numbers the section quotes, consistent counts */
     static const char *const claims[] = {"D1", "D2", "D3"};
-    paper_check_verdicts(d1, "diffusion", claims, 3);
     static const char *const keys[] = {
         "DiffAmpMax",         "DiffAmpMedian",     "DiffAmpMin",          "DiffDriftEFourHi",
         "DiffDriftEFourLo",   "DiffErrMin",        "DiffFloorCases",      "DiffFloorEFourCases",
@@ -611,8 +481,9 @@ static void test_diffusion_thread_independent(void **state)
         "DiffSlopeBfStateLo", "DiffSlopeEFourHi",  "DiffSlopeEFourLo",    "DiffSlopeFineMax",
         "DiffSlopeFineMin",   "DiffSlopeSingleHi", "DiffSlopeSingleLo",   "DiffSlopeStateMax",
         "DiffSlopeStateMin",  "DiffStepsMax",      "DiffStepsMin"};
-    paper_check_keys(d1, "diffusion", keys, sizeof keys / sizeof keys[0]);
-#define K(k) paper_key(d1, "diffusion", k)
+    fpt_paper_outputs(d1, "diffusion", out1, claims, 3, keys, sizeof keys / sizeof keys[0]);
+    fpt_paper_finite(d1, "diffusion", keys, sizeof keys / sizeof keys[0]);
+#define K(k) fpt_paper_key(d1, "diffusion", k)
     assert_true(K("DiffFloorWithin") + K("DiffFloorMiss") == K("DiffFloorCases"));
     assert_true(K("DiffFloorMissState") <= K("DiffFloorMiss") &&
                 K("DiffFloorMissBf") <= K("DiffFloorMiss") &&
@@ -918,7 +789,6 @@ static void test_diffusion_quant_analysis(void **state)
      * the key numbers the section quotes, counts that add up over the six
      * schemes x two dimensions x two step counts of this run */
     static const char *const claims[] = {"D4"};
-    paper_check_verdicts(d1, "diffusion_quant", claims, 1);
     static const char *const keys[] = {
         "DqAmpMax",          "DqAmpMin",          "DqCases",            "DqCasesEight",
         "DqCasesFour",       "DqDriftEightHi",    "DqDriftEightLo",     "DqDriftFourHi",
@@ -927,8 +797,9 @@ static void test_diffusion_quant_analysis(void **state)
         "DqNearRefHi",       "DqNearRefLo",       "DqParamsTwo",        "DqStackDriftEightHi",
         "DqStackDriftEightLo", "DqStackDriftFourHi", "DqStackDriftFourLo", "DqStackMax",
         "DqStackMin",        "DqWithinEight",     "DqWithinFour"};
-    paper_check_keys(d1, "diffusion_quant", keys, sizeof keys / sizeof keys[0]);
-#define K(k) paper_key(d1, "diffusion_quant", k)
+    fpt_paper_outputs(d1, "diffusion_quant", out1, claims, 1, keys, sizeof keys / sizeof keys[0]);
+    fpt_paper_finite(d1, "diffusion_quant", keys, sizeof keys / sizeof keys[0]);
+#define K(k) fpt_paper_key(d1, "diffusion_quant", k)
     assert_true(K("DqCasesEight") == 2 * 2 * 2 && K("DqCasesFour") == 4 * 2 * 2);
     assert_true(K("DqWithinEight") <= K("DqCasesEight") && K("DqWithinFour") <= K("DqCasesFour"));
     assert_true(K("DqMore") <= K("DqCases") && K("DqCases") <= 24);

@@ -476,120 +476,6 @@ static void test_vae_bad_input(void **state)
     assert_true(sum == fpl_sum(&p, kl, 3, NULL));
 }
 
-/* ---- the paper's inputs ----------------------------------------------------
- * DIR/data/NAME_verdicts.csv has the five columns, one row per claim in
- * `claims` (in order), a known verdict, a figure that was drawn as
- * DIR/plots/FIGURE.png (at most three distinct figures) and a condition of 1
- * to 110 printable characters; DIR/data/NAME_keys.csv defines every key in
- * `keys`, each once, with a finite number as its value. */
-static char *paper_slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        fail_msg("cannot read %s", path);
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    return buf;
-}
-
-static void paper_outputs(const char *dir, const char *name, const char *const *claims,
-                          size_t nclaims, const char *const *keys, size_t nkeys)
-{
-    char path[512], figs[3][64];
-    size_t nfig = 0, row = 0;
-    snprintf(path, sizeof path, "%s/data/%s_verdicts.csv", dir, name);
-    char *save = NULL, *txt = paper_slurp(path);
-    int header = 0;
-    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (line[0] == '#')
-            continue;
-        if (!header++) {
-            assert_string_equal(line, "claim,verdict,figure,condition,reason");
-            continue;
-        }
-        /* claim,verdict,figure,"condition","reason": no quote inside a field */
-        char claim[32], verdict[32], fig[64], cond[256];
-        int used = 0;
-        if (sscanf(line, "%31[^,],%31[^,],%63[^,],\"%255[^\"]\",\"%n", claim, verdict, fig, cond,
-                   &used) != 4 ||
-            used == 0)
-            fail_msg("%s: not five fields: %s", path, line);
-        const char *reason = line + used;
-        if (strlen(reason) < 2 || reason[strlen(reason) - 1] != '"' ||
-            strchr(reason, '"') != reason + strlen(reason) - 1)
-            fail_msg("%s: bad reason field: %s", path, line);
-        if (row >= nclaims || strcmp(claim, claims[row]))
-            fail_msg("%s: row %zu is claim %s, expected %s", path, row, claim,
-                     row < nclaims ? claims[row] : "none");
-        row++;
-        if (strcmp(verdict, "holds") && strcmp(verdict, "conditional") &&
-            strcmp(verdict, "refuted"))
-            fail_msg("%s: claim %s: verdict '%s'", path, claim, verdict);
-        size_t cl = strlen(cond);
-        if (cl < 1 || cl > 110 || !strcmp(cond, "todo") || !strcmp(fig, "todo"))
-            fail_msg("%s: claim %s: figure '%s', condition '%s'", path, claim, fig, cond);
-        for (size_t i = 0; i < cl; i++)
-            assert_true(cond[i] >= ' ' && cond[i] <= '~');
-        if (fpt_run("test -s '%s/plots/%s.png'", dir, fig) != 0)
-            fail_msg("claim %s names figure %s, but %s/plots/%s.png was not drawn", claim, fig, dir,
-                     fig);
-        size_t k = 0;
-        while (k < nfig && strcmp(figs[k], fig))
-            k++;
-        if (k == nfig) {
-            if (nfig == 3)
-                fail_msg("%s: more than three figures", path);
-            snprintf(figs[nfig++], sizeof figs[0], "%s", fig);
-        }
-    }
-    assert_int_equal(row, nclaims);
-    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir, name);
-    txt = paper_slurp(path);
-    char seen[64][48];
-    size_t nseen = 0;
-    header = 0;
-    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (line[0] == '#')
-            continue;
-        if (!header++) {
-            assert_string_equal(line, "key,value");
-            continue;
-        }
-        char key[48], val[64], *end;
-        if (sscanf(line, "%47[A-Za-z],\"%63[^\"]\"", key, val) != 2)
-            fail_msg("%s: bad row %s", path, line);
-        double x = strtod(val, &end);
-        if (*end || !isfinite(x))
-            fail_msg("%s: key %s: '%s' is not a finite number", path, key, val);
-        for (size_t i = 0; i < nseen; i++)
-            if (!strcmp(seen[i], key))
-                fail_msg("%s: key %s twice", path, key);
-        assert_true(nseen < 64);
-        snprintf(seen[nseen++], sizeof seen[0], "%s", key);
-    }
-    for (size_t j = 0; j < nkeys; j++) {
-        size_t i = 0;
-        while (i < nseen && strcmp(seen[i], keys[j]))
-            i++;
-        if (i == nseen)
-            fail_msg("%s: key %s (used by the paper) is missing", path, keys[j]);
-    }
-}
-
-/* the value of one key of DIR/data/NAME_keys.csv */
-static double paper_key(const char *dir, const char *name, const char *key)
-{
-    char path[512], pat[64], val[64];
-    snprintf(path, sizeof path, "%s/data/%s_keys.csv", dir, name);
-    snprintf(pat, sizeof pat, "\n%s,\"", key);
-    const char *p = strstr(paper_slurp(path), pat);
-    if (!p || sscanf(p + strlen(pat), "%63[^\"]", val) != 1)
-        fail_msg("%s: no key %s", path, key);
-    return strtod(val, NULL);
-}
-
 /* ---- the analysis ---------------------------------------------------------- */
 
 /* Same seed, 1 or 2 threads: byte-identical CSV; bad options refused with
@@ -600,7 +486,11 @@ static void test_vae_analysis(void **state)
     char d1[] = "/tmp/fplab-vae1-XXXXXX", d2[] = "/tmp/fplab-vae2-XXXXXX";
     assert_non_null(mkdtemp(d1));
     assert_non_null(mkdtemp(d2));
-    assert_int_equal(fpt_run("'%s' run vae_head --quick --out %s --threads 1 >/dev/null 2>&1", fpt_fplab(), d1), 0);
+    static char out1[65536];
+    assert_int_equal(fpt_sh(out1, sizeof out1,
+                            "'%s' run vae_head --quick --out %s --threads 1 2>/dev/null",
+                            fpt_fplab(), d1),
+                     0);
     assert_int_equal(fpt_run("FPL_GNUPLOT=/nonexistent '%s' run vae_head --quick --out %s --threads 2 "
                         ">/dev/null 2>&1; test $? -le 1", fpt_fplab(), d2), 0);
     const char *files[] = {"vae_head", "vae_exp", "vae_reparam", "vae_kl_plane", "vae_kl_sum",
@@ -621,15 +511,16 @@ static void test_vae_analysis(void **state)
         "VhSumSeqHalf",       "VhSumWideBf",         "VhWorstRatio",     "VhZMaxOverU",
         "VhZMedBf",           "VhZMedEFour",         "VhZMedHalf",       "VhZMinOverU",
         "VhZPNinetyNineBf"};
-    paper_outputs(d1, "vae_head", claims, 4, keys, sizeof keys / sizeof keys[0]);
+    fpt_paper_outputs(d1, "vae_head", out1, claims, 4, keys, sizeof keys / sizeof keys[0]);
+    fpt_paper_finite(d1, "vae_head", keys, sizeof keys / sizeof keys[0]);
     /* fp16's sigma^2 = e^l overflows where e^l passes 65504 + ulp/2 = 65520:
      * the first logvar of the grid (step 0.05 at --quick) past ln 65520,
      * l itself rounded to fp16 (spacing 2^-7 there) */
-    double lo = paper_key(d1, "vae_head", "VhHalfVarOverflow");
+    double lo = fpt_paper_key(d1, "vae_head", "VhHalfVarOverflow");
     if (!(lo > log(65520.0) - 0.01 && lo < log(65520.0) + 0.06))
         fail_msg("fp16 var overflows from logvar %g, ln 65520 = %g", lo, log(65520.0));
     /* the fused KL: g correctly rounded, mu^2, their sum: three roundings */
-    assert_true(paper_key(d1, "vae_head", "VhFusedWorstU") <= 3);
+    assert_true(fpt_paper_key(d1, "vae_head", "VhFusedWorstU") <= 3);
     fpt_run("rm -rf %s %s", d1, d2);
     char d3[] = "/tmp/fplab-vae3-XXXXXX";
     assert_non_null(mkdtemp(d3));

@@ -624,6 +624,8 @@ static void tex(const char *data, const char *gen, const char *plots, int ncheck
     }
     put(&t, "}\n");
     char p1[4096], p2[4096];
+    if (mkdir(gen, 0777) && errno != EEXIST)
+        die("cannot create %s: %s", gen, strerror(errno));
     snprintf(p1, sizeof p1, "%s/data.tex", gen);
     snprintf(p2, sizeof p2, "%s/verdicts.tex", gen);
     save(p1, &d);
@@ -670,11 +672,11 @@ int main(int argc, char **argv)
         if (takes) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "mkpaper: %s needs a value\n", o);
-                return 2;
+                goto usage_error;
             }
             if (!is_tex && strcmp(o, "--data")) {
                 fprintf(stderr, "mkpaper: %s is an option of `mkpaper tex`\n", o);
-                return 2;
+                goto usage_error;
             }
             const char *val = argv[++i];
             if (!strcmp(o, "--data"))
@@ -687,13 +689,13 @@ int main(int argc, char **argv)
                 check[ncheck++] = argv[i];
         } else if (o[0] == '-') {
             fprintf(stderr, "mkpaper: unknown option '%s' (try --help)\n", o);
-            return 2;
+            goto usage_error;
         } else
             an[na++] = argv[i];
     }
     if (!na) {
         fprintf(stderr, "mkpaper: name at least one analysis (try --help)\n");
-        return 2;
+        goto usage_error;
     }
     if (is_tex)
         tex(data, gen, plots, ncheck, check, na, an);
@@ -702,4 +704,8 @@ int main(int argc, char **argv)
     free(check);
     free(an);
     return 0;
+usage_error:
+    free(check);
+    free(an);
+    return 2;
 }

@@ -319,8 +319,7 @@ const char *fpt_builddir(void)
 
 /* ---- the paper's inputs ---------------------------------------------------- */
 
-/* the whole file, NUL-terminated (caller frees); fails the test when unreadable */
-static char *paper_slurp(const char *path)
+char *fpt_slurp(const char *path, size_t *len)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp)
@@ -338,6 +337,8 @@ static char *paper_slurp(const char *path)
     } while (got > 0);
     fclose(fp);
     b[n] = '\0';
+    if (len)
+        *len = n;
     return b;
 }
 
@@ -360,7 +361,7 @@ static size_t paper_verdicts(const char *dir, const char *name, paper_row_t *v, 
                              char *path, size_t np)
 {
     snprintf(path, np, "%s/data/%s_verdicts.csv", dir, name);
-    char *txt = paper_slurp(path), *save = NULL, *line = paper_line(txt, &save);
+    char *txt = fpt_slurp(path, NULL), *save = NULL, *line = paper_line(txt, &save);
     if (!line || strcmp(line, "claim,verdict,figure,condition,reason"))
         fail_msg("%s: header '%s'", path, line ? line : "");
     size_t n = 0;
@@ -392,7 +393,7 @@ typedef struct {
 static size_t paper_keys(const char *dir, const char *name, paper_kv_t *kv, char *path, size_t np)
 {
     snprintf(path, np, "%s/data/%s_keys.csv", dir, name);
-    char *txt = paper_slurp(path), *save = NULL, *line = paper_line(txt, &save);
+    char *txt = fpt_slurp(path, NULL), *save = NULL, *line = paper_line(txt, &save);
     if (!line || strcmp(line, "key,value"))
         fail_msg("%s: header '%s'", path, line ? line : "");
     size_t n = 0, lp = 0;

@@ -68,6 +68,10 @@ int fpt_sh_all(char *buf, size_t n, const char *fmt, ...) __attribute__((format(
  * captured.  Returns its exit status, or 128 when it was killed. */
 int fpt_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The whole file at path, NUL-terminated (caller frees); its length in
+ * *len when len is not NULL.  Fails the test when it cannot be read. */
+char *fpt_slurp(const char *path, size_t *len);
+
 /* The fplab command under test ($FPLAB, else src/cli/fplab), and the build
  * directory it sits in (the part of $FPLAB before /src/cli/, else "."): the
  * analysis programs are in BUILDDIR/analyses. */

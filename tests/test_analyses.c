@@ -17,21 +17,6 @@ static char dir1[] = "/tmp/fplab-an1-XXXXXX", dir2[] = "/tmp/fplab-an2-XXXXXX",
             dir3[] = "/tmp/fplab-an3-XXXXXX";
 static char out1[65536], out_res[65536], out_ln[65536], out_gr[65536], out_tr[65536];
 
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        fail_msg("cannot read %s", path);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
-    b[n] = '\0';
-    fclose(fp);
-    return b;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -82,7 +67,7 @@ static void test_analyses_dot_thread_independent(void **state)
         char p1[256], p2[256];
         snprintf(p1, sizeof p1, "%s/data/%s", dir1, files[i]);
         snprintf(p2, sizeof p2, "%s/data/%s", dir2, files[i]);
-        char *a = slurp(p1), *b = slurp(p2);
+        char *a = fpt_slurp(p1, NULL), *b = fpt_slurp(p2, NULL);
         if (strcmp(a, b))
             fail_msg("%s differs between 1 and 2 threads", files[i]);
         assert_non_null(strstr(a, "# seed: 1\n"));
@@ -101,7 +86,7 @@ static size_t read_rows(row_t *rows, size_t cap)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/data/dot.csv", dir1);
-    char *txt = slurp(path), *save = NULL;
+    char *txt = fpt_slurp(path, NULL), *save = NULL;
     size_t k = 0;
     for (char *line = strtok_r(txt, "\n", &save); line && k < cap; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#' || !strncmp(line, "data,", 5))
@@ -149,7 +134,7 @@ static double exponent(const char *data, const char *input, const char *acc, con
 {
     char path[256];
     snprintf(path, sizeof path, "%s/data/dot_fit.csv", dir1);
-    char *txt = slurp(path), *save = NULL;
+    char *txt = fpt_slurp(path, NULL), *save = NULL;
     char key[128];
     snprintf(key, sizeof key, "%s,%s,%s,%s,%s,", data, input, acc, order, rnd);
     double b = NAN;
@@ -204,7 +189,7 @@ static void test_analyses_dot_exact_regime(void **state)
     assert_true(checked >= 8);
     char path[256];
     snprintf(path, sizeof path, "%s/data/dot_fit.csv", dir1);
-    char *txt = slurp(path), *save = NULL;
+    char *txt = fpt_slurp(path, NULL), *save = NULL;
     int found = 0;
     for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "uniform,e4m3,fp32,seq,", 22))
@@ -236,7 +221,7 @@ static size_t read_acc_rows(acc_row_t *rows, size_t cap)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/data/dot_accumulator.csv", dir1);
-    char *txt = slurp(path), *save = NULL;
+    char *txt = fpt_slurp(path, NULL), *save = NULL;
     size_t k = 0;
     for (char *line = strtok_r(txt, "\n", &save); line && k < cap; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#' || !strncmp(line, "data,", 5))
@@ -340,7 +325,7 @@ static void test_analyses_fplab_run(void **state)
     char p1[256], p3[256];
     snprintf(p1, sizeof p1, "%s/data/dot.csv", dir1);
     snprintf(p3, sizeof p3, "%s/data/dot.csv", dir3);
-    char *a = slurp(p1), *b = slurp(p3);
+    char *a = fpt_slurp(p1, NULL), *b = fpt_slurp(p3, NULL);
     assert_string_equal(a, b);
     free(a);
     free(b);
@@ -369,7 +354,7 @@ static size_t read_residual(res_row_t *rows, size_t cap)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/data/residual.csv", dir1);
-    char *txt = slurp(path), *save = NULL;
+    char *txt = fpt_slurp(path, NULL), *save = NULL;
     size_t k = 0;
     for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#' || !strncmp(line, "variant,", 8))
@@ -492,7 +477,7 @@ static void test_analyses_residual_exponents(void **state)
     (void)state;
     char path[256];
     snprintf(path, sizeof path, "%s/data/residual_fit.csv", dir1);
-    char *txt = slurp(path), *save = NULL;
+    char *txt = fpt_slurp(path, NULL), *save = NULL;
     size_t rows = 0;
     for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#' || !strncmp(line, "variant,", 8))
@@ -552,7 +537,7 @@ static void test_analyses_layernorm_invariance(void **state)
     (void)state;
     char path[256];
     snprintf(path, sizeof path, "%s/data/layernorm.csv", dir1);
-    char *txt = slurp(path), *save = NULL;
+    char *txt = fpt_slurp(path, NULL), *save = NULL;
     size_t rows = 0;
     for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#' || !strncmp(line, "perturbation,", 13))
@@ -572,7 +557,7 @@ static void test_analyses_layernorm_invariance(void **state)
     assert_int_equal(rows, 15);
     free(txt);
     snprintf(path, sizeof path, "%s/data/layernorm_stats.csv", dir1);
-    txt = slurp(path);
+    txt = fpt_slurp(path, NULL);
     /* fp32 statistics: relative error far below bf16's unit roundoff */
     for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
         if (!strncmp(line, "fp32,", 5)) {
@@ -623,7 +608,7 @@ static void test_analyses_granularity_bounds(void **state)
     (void)state;
     char path[256];
     snprintf(path, sizeof path, "%s/data/granularity.csv", dir1);
-    char *txt = slurp(path), *save = NULL;
+    char *txt = fpt_slurp(path, NULL), *save = NULL;
     size_t rows = 0;
     double q40 = INFINITY;
     for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -648,7 +633,7 @@ static void test_analyses_granularity_bounds(void **state)
     assert_int_equal(rows, 5 * 21);
     free(txt);
     snprintf(path, sizeof path, "%s/data/granularity_groups.csv", dir1);
-    txt = slurp(path);
+    txt = fpt_slurp(path, NULL);
     double prev = INFINITY;
     for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "gaussian,int4,", 14))
@@ -749,7 +734,7 @@ static void test_analyses_paper_transformers(void **state)
     {
         char path[256];
         snprintf(path, sizeof path, "%s/data/dot_accumulator.csv", dir1);
-        char *txt = slurp(path);
+        char *txt = fpt_slurp(path, NULL);
         const char *at = strstr(txt, "\nuniform,align13,align:13:32,0,4096,");
         assert_non_null(at);
         double u, mx;
@@ -803,7 +788,7 @@ static void test_analyses_training_ptq(void **state)
     (void)state;
     char path[256];
     snprintf(path, sizeof path, "%s/data/training.csv", dir1);
-    char *txt = slurp(path), *save = NULL;
+    char *txt = fpt_slurp(path, NULL), *save = NULL;
     size_t rows = 0;
     double sum8 = 0, sum4 = 0;
     for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {

@@ -22,22 +22,6 @@ typedef struct {
     size_t out_len;
 } run_t;
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
-
 /* Run $FPLAB with the given arguments (NULL-terminated) and standard input. */
 static run_t run(const char *input, ...)
 {
@@ -75,8 +59,8 @@ static run_t run(const char *input, ...)
     close(fe);
     run_t r;
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = slurp(out, &r.out_len);
-    r.err = slurp(err, NULL);
+    r.out = fpt_slurp(out, &r.out_len);
+    r.err = fpt_slurp(err, NULL);
     unlink(in);
     unlink(out);
     unlink(err);

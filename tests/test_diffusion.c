@@ -405,21 +405,6 @@ static void test_diffusion_twin_run(void **state)
 
 /* ---- the analysis program -------------------------------------------------- */
 
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        fail_msg("cannot read %s", path);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
-    b[n] = '\0';
-    fclose(fp);
-    return b;
-}
-
 /* --quick with 1 and 2 threads: byte-identical data */
 static void test_diffusion_thread_independent(void **state)
 {
@@ -447,7 +432,7 @@ static void test_diffusion_thread_independent(void **state)
         char p1[256], p2[256];
         snprintf(p1, sizeof p1, "%s/data/%s", d1, files[i]);
         snprintf(p2, sizeof p2, "%s/data/%s", d2, files[i]);
-        char *a = slurp(p1), *b = slurp(p2);
+        char *a = fpt_slurp(p1, NULL), *b = fpt_slurp(p2, NULL);
         if (strcmp(a, b))
             fail_msg("%s differs between 1 and 2 threads", files[i]);
         free(a);
@@ -456,14 +441,14 @@ static void test_diffusion_thread_independent(void **state)
     /* the columns the issue names, policies in canonical spelling */
     char p[256];
     snprintf(p, sizeof p, "%s/data/diffusion_steps.csv", d1);
-    char *s = slurp(p);
+    char *s = fpt_slurp(p, NULL);
     assert_non_null(strstr(s, "\nsampler,policy,d,steps,seed,final_err_median,final_err_p90,"
                               "amplification,swd,swd_floor_mean,swd_floor_sd"));
     assert_non_null(
         strstr(s, "\"w=fp16,a=fp16,prod=exact,acc=fp32,norm=fp32,out=fp16,rnd=rne,order=seq\""));
     free(s);
     snprintf(p, sizeof p, "%s/data/diffusion_late.csv", d1);
-    s = slurp(p);
+    s = fpt_slurp(p, NULL);
     assert_non_null(strstr(s, "\nsampler,policy,d,steps,t,sigma_t,introduced_err,ratio"));
     free(s);
     /* the paper's interface: three verdicts with drawn figures and short
@@ -520,7 +505,7 @@ static void test_diffusion_exact_policy_zero_error(void **state)
                      0);
     char p[256];
     snprintf(p, sizeof p, "%s/data/diffusion_steps.csv", d);
-    char *txt = slurp(p), *save = NULL;
+    char *txt = fpt_slurp(p, NULL), *save = NULL;
     int exact_rows = 0, fp32_rows = 0;
     for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#' || !strncmp(line, "sampler,", 8))
@@ -768,7 +753,7 @@ static void test_diffusion_quant_analysis(void **state)
         char p1[256], p2[256];
         snprintf(p1, sizeof p1, "%s/data/%s", d1, files[i]);
         snprintf(p2, sizeof p2, "%s/data/%s", d2, files[i]);
-        char *a = slurp(p1), *b = slurp(p2);
+        char *a = fpt_slurp(p1, NULL), *b = fpt_slurp(p2, NULL);
         if (strcmp(a, b))
             fail_msg("%s differs between 1 and 2 threads", files[i]);
         free(a);
@@ -776,7 +761,7 @@ static void test_diffusion_quant_analysis(void **state)
     }
     char p[256];
     snprintf(p, sizeof p, "%s/data/diffusion_quant.csv", d1);
-    char *s = slurp(p);
+    char *s = fpt_slurp(p, NULL);
     assert_non_null(strstr(s, "\nscheme,d,steps,swd,swd_floor_mean,swd_floor_sd,drift_median,"
                               "amplification,res_amplification"));
     /* every scheme and d, drift > 0 */

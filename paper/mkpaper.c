@@ -324,8 +324,9 @@ static size_t tex_number(buf_t *b, const char *s)
         has_ex = 1;
         p = end;
     }
-    /* a word that merely starts with digits (e4m3, 2x) is text */
-    if (isalpha((unsigned char)*p) || *p == '_')
+    /* "3.9x" is a factor; a word that merely starts with digits (e4m3) is text */
+    int times = *p == 'x' && !isalnum((unsigned char)p[1]) && p[1] != '_';
+    if (!times && (isalpha((unsigned char)*p) || *p == '_'))
         return 0;
     put(b, "\\ensuremath{");
     if (*s == '-')
@@ -336,6 +337,10 @@ static size_t tex_number(buf_t *b, const char *s)
         put(b, "10^{%ld}}", ex);
     else
         put(b, "%.*s\\times 10^{%ld}}", (int)(mend - m0), m0, ex);
+    if (times) {
+        put(b, "\\ensuremath{\\times}");
+        p++;
+    }
     return (size_t)(p - s);
 }
 
@@ -365,7 +370,8 @@ static size_t tex_word(const char *s)
 
 /* Plain ASCII text into LaTeX: specials escaped, and the few math spellings
  * an analysis writes typeset as math:
- *   1.5e-05, -3        numbers (tex_number)
+ *   1.5e-05, -3        numbers (tex_number); 3.9x and "2 x 3" as factors
+ *   1.4-2.6, 16..4096  ranges (an en dash, "to")
  *   <= >=  ~3          relations, "about"
  *   sqrt(n)            a root of a parenthesis-free argument
  *   gamma_n sigma_t    Greek letters, with a subscript word
@@ -380,6 +386,20 @@ static void tex_text(buf_t *b, const char *s)
         if (word_start && (k = tex_number(b, s))) {
             s += k;
             word_start = 0;
+            /* ranges: 1.4-2.6 and 16..16384; a factor written " x " */
+            if (s[0] == '-' && isdigit((unsigned char)s[1])) {
+                put(b, "--");
+                s++;
+                word_start = 1;
+            } else if (s[0] == '.' && s[1] == '.' && isdigit((unsigned char)s[2])) {
+                put(b, " to ");
+                s += 2;
+                word_start = 1;
+            } else if (s[0] == ' ' && s[1] == 'x' && s[2] == ' ') {
+                put(b, " \\ensuremath{\\times} ");
+                s += 3;
+                word_start = 1;
+            }
             continue;
         }
         if (word_start && !strncmp(s, "sqrt(", 5) && (k = strcspn(s + 5, "()")) && s[5 + k] == ')') {

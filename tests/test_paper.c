@@ -68,7 +68,8 @@ static const char *beta_verdicts = "# fplab 0.1.0\n"
                                    "Y2,refuted,beta_x,\"0 of 54 cases bounded\",\"why\"\n";
 static const char *alpha_keys = "# fplab 0.1.0\nkey,value\nAlphaExp,\"0.48\"\n"
                                 "AlphaTiny,\"1.5e-05\"\nAlphaNeg,\"-3\"\nAlphaWord,\"e4m3\"\n"
-                                "AlphaPow,\"~2^14\"\nAlphaGreek,\"gamma_n and sigma_t\"\n";
+                                "AlphaPow,\"~2^14\"\nAlphaGreek,\"gamma_n and sigma_t\"\n"
+                                "AlphaRange,\"1.4-2.6x, d = 16..4096, 3 x 4\"\n";
 static const char *beta_keys = "key,value\nBetaCount,\"54\"\n";
 
 static char *fixture(void)
@@ -221,6 +222,9 @@ static void test_paper_keys(void **state)
     assert_non_null(strstr(dt, "\\fplkeydata{AlphaWord}{e4m3}"));
     /* the few math spellings: about, powers, Greek letters with subscripts */
     assert_non_null(strstr(dt, "\\fplkeydata{AlphaPow}{\\ensuremath{\\sim}\\ensuremath{2}\\ensuremath{^{14}}}"));
+    /* ranges take an en dash or "to", factors a times sign */
+    assert_non_null(strstr(dt, "\\fplkeydata{AlphaRange}{\\ensuremath{1.4}--\\ensuremath{2.6}\\ensuremath{\\times}, "
+                               "d = \\ensuremath{16} to \\ensuremath{4096}, \\ensuremath{3} \\ensuremath{\\times} \\ensuremath{4}}"));
     assert_non_null(strstr(dt, "\\fplkeydata{AlphaGreek}{\\ensuremath{\\gamma_{n}} and \\ensuremath{\\sigma_{t}}}"));
     assert_non_null(strstr(dt, "\\fplkeydata{BetaCount}{\\ensuremath{54}}"));
     /* the figure map: each figure with the claims it shows */

@@ -177,6 +177,8 @@ static void test_paper_table_follows_verdicts(void **state)
     assert_non_null(strstr(dt, "\\fplkeydata{NHolds}{\\ensuremath{1}}"));
     assert_non_null(strstr(dt, "\\fplkeydata{NConditional}{\\ensuremath{2}}"));
     assert_non_null(strstr(dt, "\\fplkeydata{NRefuted}{\\ensuremath{0}}"));
+    /* X1 and Y2 are claims, X1-sub a variant of X1 */
+    assert_non_null(strstr(dt, "\\fplkeydata{NBase}{\\ensuremath{2}}"));
     rmdir_all(d);
 }
 

@@ -1001,16 +1001,16 @@ int main(int argc, char **argv)
         const am_stat_t *h128 = &ast[AM_AT(DATA_UNIFORM, AM_ALIGN13, 2, jd)];
         if (nrepro && strstr(repro, "align13"))
             snprintf(cond, sizeof cond,
-                     "Hopper's align13 gives %.2g%% max at K = 4096, the reported ~2%%",
+                     "the align13 model gives %.2g%% max at K = 4096 on U[0,1), the reported ~2%%",
                      100 * h->max_rel);
         else if (nrepro)
             snprintf(
                 cond, sizeof cond,
-                "~2%% at K = 4096 only with a wider window (%s); Hopper's align13 gives %.2g%%",
+                "~2%% at K = 4096 on U[0,1) only with a wider window (%s); the align13 model gives %.2g%%",
                 repro, 100 * h->max_rel);
         else
             snprintf(cond, sizeof cond,
-                     "no model gives ~2%% at K = 4096; Hopper's align13 gives %.2g%%",
+                     "no model gives ~2%% at K = 4096 on U[0,1); the align13 model gives %.2g%%",
                      100 * h->max_rel);
         fpa_verdict(V, "T1-acc",
                     nrepro && strstr(repro, "align13") ? "holds"

@@ -1004,10 +1004,10 @@ int main(int argc, char **argv)
                      "the align13 model gives %.2g%% max at K = 4096 on U[0,1), the reported ~2%%",
                      100 * h->max_rel);
         else if (nrepro)
-            snprintf(
-                cond, sizeof cond,
-                "~2%% at K = 4096 on U[0,1) only with a wider window (%s); the align13 model gives %.2g%%",
-                repro, 100 * h->max_rel);
+            snprintf(cond, sizeof cond,
+                     "~2%% at K = 4096 on U[0,1) only with a wider window (%s); the align13 model "
+                     "gives %.2g%%",
+                     repro, 100 * h->max_rel);
         else
             snprintf(cond, sizeof cond,
                      "no model gives ~2%% at K = 4096 on U[0,1); the align13 model gives %.2g%%",

@@ -11,7 +11,8 @@
  *       condition and figure).  --plots: every figure must exist there as
  *       FIGURE.pdf.  --check FILE: every \fplKEY, \verdictof{C},
  *       \conditionof{C}, \claimfig{C} and \figof{C} the file uses must be
- *       defined by the data.
+ *       defined by the data (a key that is nan or inf in this run gets a
+ *       warning: at --quick sizes some measurements do not exist).
  *
  * Every output is written whole or not at all (temporary file, rename); any
  * problem is one line on stderr and exit status 1 (2 for bad usage). */
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "fplab.h"
@@ -494,7 +496,8 @@ static void add(names_t *s, const char *x)
 
 /* The uses of \fplKEY and of \verdictof{C} etc. in a .tex file must all be
  * defined; comments are skipped. */
-static void check_tex(const char *path, const names_t *keys, const names_t *claims)
+static void check_tex(const char *path, const names_t *keys, const names_t *nonfinite,
+                      const names_t *claims)
 {
     static const char *claim_macros[] = {"verdictof", "conditionof", "claimfig", "figof",
                                          "analysisof"};
@@ -516,6 +519,10 @@ static void check_tex(const char *path, const names_t *keys, const names_t *clai
             char key[128];
             size_t k = strspn(p + 4, UPPER LOWER);
             snprintf(key, sizeof key, "%.*s", (int)(k < 127 ? k : 127), p + 4);
+            if (has(nonfinite, key))
+                fprintf(stderr,
+                        "mkpaper: warning: %s:%d: \\fpl%s is not a finite number in this run\n",
+                        path, lineno, key);
             if (!has(keys, key)) {
                 fprintf(stderr, "mkpaper: %s:%d: \\fpl%s is not a key number any analysis wrote\n",
                         path, lineno, key);
@@ -552,7 +559,7 @@ static void tex(const char *data, const char *gen, const char *plots, int ncheck
     table_t v = read_csv(path, "claim,verdict,figure,condition,analysis", " (run `make paper`)");
     if (!v.n)
         die("%s: no verdicts", path);
-    names_t claims = {0}, keys = {0}, figs = {0};
+    names_t claims = {0}, keys = {0}, figs = {0}, nonfinite = {0};
     int count[3] = {0};
     for (size_t i = 0; i < v.n; i++) {
         check_row(path, &v.r[i], 1);
@@ -623,6 +630,8 @@ static void tex(const char *data, const char *gen, const char *plots, int ncheck
             if (!*val || !printable(val))
                 die("%s: key %s: the value is empty or not printable ASCII", path, key);
             add(&keys, key);
+            if (!strcasecmp(val, "nan") || !strcasecmp(val, "inf") || !strcasecmp(val, "-inf"))
+                add(&nonfinite, key);
             put(&d, "\\fplkeydata{%s}{", key);
             tex_text(&d, val);
             put(&d, "}\n");
@@ -630,7 +639,7 @@ static void tex(const char *data, const char *gen, const char *plots, int ncheck
         free_table(&k);
     }
     for (int i = 0; i < ncheck; i++)
-        check_tex(check[i], &keys, &claims);
+        check_tex(check[i], &keys, &nonfinite, &claims);
 
     /* the table's rows */
     buf_t t = {0};
@@ -655,7 +664,8 @@ static void tex(const char *data, const char *gen, const char *plots, int ncheck
     save(p1, &d);
     save(p2, &t);
     free_table(&v);
-    for (names_t *s = &claims; s; s = s == &claims ? &keys : s == &keys ? &figs : NULL) {
+    for (names_t *s = &claims; s;
+         s = s == &claims ? &keys : s == &keys ? &figs : s == &figs ? &nonfinite : NULL) {
         for (size_t i = 0; i < s->n; i++)
             free(s->name[i]);
         free(s->name);

@@ -69,7 +69,8 @@ static const char *beta_verdicts = "# fplab 0.1.0\n"
 static const char *alpha_keys = "# fplab 0.1.0\nkey,value\nAlphaExp,\"0.48\"\n"
                                 "AlphaTiny,\"1.5e-05\"\nAlphaNeg,\"-3\"\nAlphaWord,\"e4m3\"\n"
                                 "AlphaPow,\"~2^14\"\nAlphaGreek,\"gamma_n and sigma_t\"\n"
-                                "AlphaRange,\"1.4-2.6x, d = 16..4096, 3 x 4\"\n";
+                                "AlphaRange,\"1.4-2.6x, d = 16..4096, 3 x 4\"\n"
+                                "AlphaGap,\"nan\"\n";
 static const char *beta_keys = "key,value\nBetaCount,\"54\"\n";
 
 static char *fixture(void)
@@ -246,6 +247,13 @@ static void test_paper_check_text(void **state)
                "\\claimfig{Y2}{Caption.} \\figof{X1-sub} \\conditionof{Y2} 50\\% \\fplNClaims\n");
     snprintf(ex, sizeof ex, "--check '%s/good.tex'", d);
     assert_int_equal(tex(d, ex), 0);
+
+    /* a key that is not a number in this run is usable, with a warning */
+    write_file(d, "nan_key.tex", "gap \\fplAlphaGap\n");
+    snprintf(ex, sizeof ex, "--check '%s/nan_key.tex'", d);
+    assert_int_equal(tex(d, ex), 0);
+    assert_non_null(strstr(out, "warning: "));
+    assert_non_null(strstr(out, "nan_key.tex:1: \\fplAlphaGap is not a finite number"));
 
     write_file(d, "bad_key.tex", "ok \\fplAlphaExp\nthen \\fplMissingKey{} here\n");
     snprintf(ex, sizeof ex, "--check '%s/bad_key.tex'", d);
